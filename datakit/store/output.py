@@ -1,0 +1,133 @@
+"""The output folder of ``datakit build`` and ``datakit synth``, with per-source resume.
+
+Layout::
+
+    OUT/
+      shards/<split>/<source>-<T>x<H>x<W>-<k>.h5   sample arrays (see datakit.store.shards)
+      parts/<source>.jsonl                          manifest records of one finished source
+      parts/<source>.json                           status of one finished source (written last: the done marker)
+      manifest.jsonl                                all records, sources in sorted order (rebuilt from parts/)
+      summary.json                                  counts per split, rejections by reason, per-source status
+      report.html                                   the human report (datakit.report)
+
+The unit of work is one source (a video pair or an image). A source is done when ``parts/<source>.json`` exists;
+a rerun skips it. An unfinished source's leftovers (shards, records) are removed before it is redone, so the
+final manifest equals that of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from datakit.errors import StoreError
+from datakit.fsutil import atomic_write_text
+from datakit.store.shards import ShardWriter
+
+_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def check_source_id(source_id: str) -> str:
+    """Source ids become file names: letters, digits, '.', '_' and '-' only."""
+    if not _SAFE_ID.match(source_id):
+        raise StoreError(f"source id {source_id!r}: use letters, digits, '.', '_' and '-' only")
+    return source_id
+
+
+class OutputFolder:
+    """Paths and publication rules of one output folder."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.shards = self.root / "shards"
+        self.parts = self.root / "parts"
+        self.manifest = self.root / "manifest.jsonl"
+        self.summary = self.root / "summary.json"
+        self.report = self.root / "report.html"
+
+    def prepare(self) -> None:
+        self.shards.mkdir(parents=True, exist_ok=True)
+        self.parts.mkdir(parents=True, exist_ok=True)
+
+    def is_done(self, source_id: str) -> bool:
+        return (self.parts / f"{source_id}.json").is_file()
+
+    def reset_source(self, source_id: str) -> None:
+        """Remove whatever an interrupted run of this source left behind."""
+        check_source_id(source_id)
+        for path in self.shards.glob(f"*/{source_id}-*.h5"):
+            path.unlink()
+        for path in self.shards.glob(f"*/.{source_id}-*.part.h5"):
+            path.unlink()
+        for suffix in (".jsonl", ".json"):
+            (self.parts / f"{source_id}{suffix}").unlink(missing_ok=True)
+
+    def writer(self, source_id: str, **kwargs: Any) -> ShardWriter:
+        return ShardWriter(self.shards, check_source_id(source_id), **kwargs)
+
+    def publish_source(self, source_id: str, records: list[dict[str, Any]], status: dict[str, Any]) -> None:
+        """Write a finished source's records, then its status (the done marker), each atomically."""
+        lines = []
+        for record in records:
+            record = dict(record)
+            if not record["shard"].startswith("shards/"):
+                record["shard"] = f"shards/{record['shard']}"
+            lines.append(json.dumps(record, sort_keys=True))
+        atomic_write_text(self.parts / f"{source_id}.jsonl", "".join(line + "\n" for line in lines))
+        status = {**status, "source_id": source_id, "samples": len(records)}
+        atomic_write_text(self.parts / f"{source_id}.json", json.dumps(status, indent=2, sort_keys=True))
+
+    def statuses(self) -> dict[str, dict[str, Any]]:
+        out = {}
+        for path in sorted(self.parts.glob("*.json")):
+            out[path.stem] = json.loads(path.read_text(encoding="utf-8"))
+        return out
+
+    def finalize(self, extra_summary: dict[str, Any]) -> dict[str, Any]:
+        """Concatenate the parts into manifest.jsonl and write summary.json (both atomically)."""
+        statuses = self.statuses()
+        lines: list[str] = []
+        per_split: Counter[str] = Counter()
+        rejected: Counter[str] = Counter()
+        for source_id in sorted(statuses):
+            part = self.parts / f"{source_id}.jsonl"
+            text = part.read_text(encoding="utf-8") if part.is_file() else ""
+            for line in text.splitlines():
+                if line.strip():
+                    lines.append(line)
+                    per_split[json.loads(line)["split"]] += 1
+            for reason, count in statuses[source_id].get("rejected", {}).items():
+                rejected[reason] += int(count)
+        atomic_write_text(self.manifest, "".join(line + "\n" for line in lines))
+        summary = {
+            "samples": len(lines),
+            "samples_per_split": dict(sorted(per_split.items())),
+            "rejected_by_reason": dict(sorted(rejected.items())),
+            "sources": statuses,
+            "failed_sources": sorted(s for s, st in statuses.items() if st.get("state") == "failed"),
+            **extra_summary,
+        }
+        atomic_write_text(self.summary, json.dumps(summary, indent=2, sort_keys=True))
+        return summary
+
+
+def read_manifest(root: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The records of an output folder's manifest.jsonl."""
+    path = Path(root) / "manifest.jsonl"
+    if not path.is_file():
+        raise StoreError(
+            f"{root}: no manifest.jsonl (not a datakit output folder, or the build did not finish)"
+        )
+    records = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            raise StoreError(f"{path}:{number}: not a JSON line") from None
+    return records

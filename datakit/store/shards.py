@@ -1,0 +1,309 @@
+"""HDF5 shards: the one writer and the one reader shared by the paired builder and the synthesizer.
+
+A shard file holds samples of one shape ``(T, H, W)``:
+
+- ``sdr``  (N, T, H, W, 3) uint8:  BT.709 R'G'B' full-range code values (``round(rgb_sdr * 255)``)
+- ``hdr``  (N, T, H, W, 3) uint16: SMPTE ST 2084 PQ BT.2020 R'G'B' code values (``round(rgb_pq * 65535)``,
+  the HDRTV1K convention; ITU-R BT.2100 PQ signal, not 10-bit video codes)
+- per-sample metadata: ``sample_id`` and ``source_id`` (strings), ``scene`` int32, ``sdr_frames`` / ``hdr_frames``
+  (N, T) int64 frame indices in the source videos (or synthetic frame numbers), ``times`` (N, T) float64 seconds on
+  the SDR timeline, ``crop`` (N, 4) int32 ``[x, y, w, h]`` in HDR-frame pixels, ``score`` float32 (alignment or
+  quality score in [0, 1]) and ``meta`` (JSON string per sample).
+
+One HDF5 chunk per sample per array, compressed with Blosc2-LZ4 + byte shuffle from hdf5plugin (fast random
+reads: see ``bench/bench_shards.py``). Files are written under a temporary name and renamed when closed, so a
+file named ``*.h5`` in ``shards/`` is always complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from datakit.errors import StoreError
+
+SCHEMA_VERSION = 1
+DEFAULT_MAX_SHARD_BYTES = 1 << 30  # uncompressed bytes per shard file before a new one is started
+
+ENCODINGS = {
+    "sdr": "uint8 BT.709 R'G'B' full range, value = round(signal * 255) (ITU-R BT.709 / BT.1886 display)",
+    "hdr": "uint16 SMPTE ST 2084 PQ BT.2020 R'G'B', value = round(pq_code * 65535) (ITU-R BT.2100 PQ, HDRTV1K)",
+    "layout": "arrays (N, T, H, W, 3), channels R, G, B",
+    "crop": "[x, y, w, h] in HDR-frame pixels",
+    "times": "seconds on the SDR timeline",
+}
+
+_STRING = None  # set lazily to h5py.string_dtype() so that importing this module stays light
+
+
+@dataclass
+class Sample:
+    """One training/test sample: T frames of SDR and HDR, same crop, with where they came from."""
+
+    sample_id: str
+    source_id: str
+    sdr: np.ndarray  # (T, H, W, 3) uint8 BT.709 R'G'B'
+    hdr: np.ndarray  # (T, H, W, 3) uint16 PQ BT.2020 R'G'B' * 65535
+    sdr_frames: np.ndarray | list[int]
+    hdr_frames: np.ndarray | list[int]
+    times: np.ndarray | list[float]
+    crop: tuple[int, int, int, int] | list[int]
+    scene: int = 0
+    score: float = 1.0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if self.sdr.dtype != np.uint8 or self.hdr.dtype != np.uint16:
+            raise StoreError(f"sample {self.sample_id}: sdr must be uint8 and hdr uint16")
+        if self.sdr.ndim != 4 or self.sdr.shape != self.hdr.shape or self.sdr.shape[-1] != 3:
+            raise StoreError(
+                f"sample {self.sample_id}: sdr {self.sdr.shape} and hdr {self.hdr.shape} must both be (T, H, W, 3)"
+            )
+        t = self.sdr.shape[0]
+        for name in ("sdr_frames", "hdr_frames", "times"):
+            if len(getattr(self, name)) != t:
+                raise StoreError(f"sample {self.sample_id}: {name} must have {t} entries")
+
+    def content_hash(self) -> str:
+        """sha256 of the SDR then HDR array bytes (C order): identifies the pixels, not the file."""
+        return content_hash(self.sdr, self.hdr)
+
+
+def content_hash(sdr: np.ndarray, hdr: np.ndarray) -> str:
+    digest = hashlib.sha256()
+    digest.update(np.ascontiguousarray(sdr).tobytes())
+    digest.update(np.ascontiguousarray(hdr).tobytes())
+    return digest.hexdigest()
+
+
+def _compression() -> dict[str, Any]:
+    import hdf5plugin
+
+    return dict(hdf5plugin.Blosc2(cname="lz4", clevel=5, filters=hdf5plugin.Blosc2.SHUFFLE))
+
+
+class _OpenShard:
+    """One shard file being written (under its temporary name)."""
+
+    def __init__(self, final: Path, shape: tuple[int, int, int], attrs: dict[str, Any]) -> None:
+        import h5py
+
+        self.final = final
+        self.tmp = final.with_name(f".{final.stem}.part.h5")
+        self.tmp.parent.mkdir(parents=True, exist_ok=True)
+        self.file = h5py.File(self.tmp, "w")
+        self.count = 0
+        self.bytes = 0
+        t, h, w = shape
+        comp = _compression()
+        string = h5py.string_dtype()
+        for name, dtype in (("sdr", np.uint8), ("hdr", np.uint16)):
+            self.file.create_dataset(
+                name, shape=(0, t, h, w, 3), maxshape=(None, t, h, w, 3), dtype=dtype,
+                chunks=(1, t, h, w, 3), **comp,
+            )  # fmt: skip
+        self.file.create_dataset("sample_id", shape=(0,), maxshape=(None,), dtype=string, chunks=(256,))
+        self.file.create_dataset("source_id", shape=(0,), maxshape=(None,), dtype=string, chunks=(256,))
+        self.file.create_dataset("meta", shape=(0,), maxshape=(None,), dtype=string, chunks=(64,))
+        self.file.create_dataset("scene", shape=(0,), maxshape=(None,), dtype=np.int32, chunks=(256,))
+        self.file.create_dataset("score", shape=(0,), maxshape=(None,), dtype=np.float32, chunks=(256,))
+        for name, dtype in (("sdr_frames", np.int64), ("hdr_frames", np.int64), ("times", np.float64)):
+            self.file.create_dataset(name, shape=(0, t), maxshape=(None, t), dtype=dtype, chunks=(256, t))
+        self.file.create_dataset("crop", shape=(0, 4), maxshape=(None, 4), dtype=np.int32, chunks=(256, 4))
+        self.file.attrs["schema_version"] = SCHEMA_VERSION
+        self.file.attrs["frames"] = t
+        self.file.attrs["height"] = h
+        self.file.attrs["width"] = w
+        for key, value in ENCODINGS.items():
+            self.file.attrs[f"encoding_{key}"] = value
+        for key, value in attrs.items():
+            self.file.attrs[key] = value
+
+    def append(self, sample: Sample) -> int:
+        index = self.count
+        n = index + 1
+        for name in self.file:
+            self.file[name].resize(n, axis=0)
+        f = self.file
+        f["sdr"][index] = sample.sdr
+        f["hdr"][index] = sample.hdr
+        f["sample_id"][index] = sample.sample_id
+        f["source_id"][index] = sample.source_id
+        f["meta"][index] = json.dumps(sample.meta, sort_keys=True)
+        f["scene"][index] = sample.scene
+        f["score"][index] = sample.score
+        f["sdr_frames"][index] = np.asarray(sample.sdr_frames, dtype=np.int64)
+        f["hdr_frames"][index] = np.asarray(sample.hdr_frames, dtype=np.int64)
+        f["times"][index] = np.asarray(sample.times, dtype=np.float64)
+        f["crop"][index] = np.asarray(sample.crop, dtype=np.int32)
+        self.count = n
+        self.bytes += sample.sdr.nbytes + sample.hdr.nbytes
+        return index
+
+    def close(self) -> None:
+        self.file.attrs["count"] = self.count
+        self.file.close()
+        os.replace(self.tmp, self.final)
+
+    def abort(self) -> None:
+        self.file.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+class ShardWriter:
+    """Append :class:`Sample` objects to size-bounded HDF5 shards, one file series per sample shape.
+
+    Shards are named ``{root}/{split}/{prefix}-{T}x{H}x{W}-{k:03d}.h5``. :meth:`add` returns the manifest record of
+    the sample (shard path relative to ``root``, index inside it, content hash). Use as a context manager: on an
+    exception the files being written are removed, on success they are renamed into place.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        prefix: str,
+        *,
+        max_bytes: int = DEFAULT_MAX_SHARD_BYTES,
+        attrs: dict[str, Any] | None = None,
+    ) -> None:
+        self.root = Path(root)
+        self.prefix = prefix
+        self.max_bytes = max_bytes
+        self.attrs = dict(attrs or {})
+        self._open: dict[tuple[str, tuple[int, int, int]], _OpenShard] = {}
+        self._counters: dict[tuple[str, tuple[int, int, int]], int] = {}
+
+    def add(self, sample: Sample, split: str) -> dict[str, Any]:
+        sample.validate()
+        t, h, w = sample.sdr.shape[:3]
+        key = (split, (t, h, w))
+        shard = self._open.get(key)
+        if shard is not None and shard.bytes + sample.sdr.nbytes + sample.hdr.nbytes > self.max_bytes:
+            shard.close()
+            shard = None
+        if shard is None:
+            k = self._counters.get(key, 0)
+            self._counters[key] = k + 1
+            final = self.root / split / f"{self.prefix}-{t}x{h}x{w}-{k:03d}.h5"
+            shard = self._open[key] = _OpenShard(final, (t, h, w), self.attrs)
+        index = shard.append(sample)
+        return {
+            "sample_id": sample.sample_id,
+            "split": split,
+            "source_id": sample.source_id,
+            "shard": shard.final.relative_to(self.root).as_posix(),
+            "index": index,
+            "frames": t,
+            "height": h,
+            "width": w,
+            "sdr_frames": [int(v) for v in sample.sdr_frames],
+            "hdr_frames": [int(v) for v in sample.hdr_frames],
+            "times": [round(float(v), 6) for v in sample.times],
+            "crop": [int(v) for v in sample.crop],
+            "scene": int(sample.scene),
+            "score": round(float(sample.score), 6),
+            "content_hash": sample.content_hash(),
+            "meta": sample.meta,
+        }
+
+    def close(self) -> None:
+        for shard in self._open.values():
+            shard.close()
+        self._open.clear()
+
+    def abort(self) -> None:
+        for shard in self._open.values():
+            shard.abort()
+        self._open.clear()
+
+    def __enter__(self) -> ShardWriter:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class ShardReader:
+    """Read samples from one shard file; opens the HDF5 file lazily (once per process/DataLoader worker)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._file = None
+        if not self.path.is_file():
+            raise StoreError(f"{self.path}: shard file not found")
+
+    @property
+    def file(self):  # noqa: ANN201 - h5py.File, imported lazily
+        if self._file is None:
+            import h5py
+            import hdf5plugin  # noqa: F401  (registers the Blosc2 filter)
+
+            try:
+                self._file = h5py.File(self.path, "r")
+            except OSError as error:
+                raise StoreError(f"{self.path}: not a readable HDF5 shard ({error})") from None
+            version = int(self._file.attrs.get("schema_version", -1))
+            if version != SCHEMA_VERSION:
+                raise StoreError(f"{self.path}: shard schema version {version}, expected {SCHEMA_VERSION}")
+        return self._file
+
+    def __len__(self) -> int:
+        return int(self.file["sdr"].shape[0])
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(T, H, W) of every sample in this shard."""
+        return tuple(int(v) for v in self.file["sdr"].shape[1:4])  # type: ignore[return-value]
+
+    def arrays(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """(sdr uint8, hdr uint16) arrays (T, H, W, 3) of one sample."""
+        return self.file["sdr"][index], self.file["hdr"][index]
+
+    def crop(self, index: int, y: int, x: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+        """A spatial window of one sample (reads the whole chunk, returns the window)."""
+        sdr, hdr = self.arrays(index)
+        return sdr[:, y : y + h, x : x + w], hdr[:, y : y + h, x : x + w]
+
+    def record(self, index: int) -> dict[str, Any]:
+        f = self.file
+        return {
+            "sample_id": f["sample_id"][index].decode(),
+            "source_id": f["source_id"][index].decode(),
+            "scene": int(f["scene"][index]),
+            "score": float(f["score"][index]),
+            "sdr_frames": f["sdr_frames"][index].tolist(),
+            "hdr_frames": f["hdr_frames"][index].tolist(),
+            "times": f["times"][index].tolist(),
+            "crop": f["crop"][index].tolist(),
+            "meta": json.loads(f["meta"][index]),
+        }
+
+    def __iter__(self) -> Iterator[tuple[dict[str, Any], np.ndarray, np.ndarray]]:
+        for index in range(len(self)):
+            yield (self.record(index), *self.arrays(index))
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __getstate__(self) -> dict[str, Any]:  # picklable for DataLoader workers: reopen lazily
+        return {"path": self.path, "_file": None}
+
+
+def list_shards(root: str | os.PathLike[str], split: str | None = None) -> list[Path]:
+    """All complete shard files under ``root`` (``root/shards/<split>/*.h5`` or ``root/<split>/*.h5``)."""
+    root = Path(root)
+    base = root / "shards" if (root / "shards").is_dir() else root
+    pattern = f"{split}/*.h5" if split else "*/*.h5"
+    return sorted(p for p in base.glob(pattern) if not p.name.startswith("."))

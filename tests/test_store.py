@@ -1,0 +1,125 @@
+"""Shard writer/reader, output folder publication, verify and inspect on real HDF5 files."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from datakit.cli import main
+from datakit.errors import StoreError
+from datakit.store import OutputFolder, Sample, ShardReader, inspect_output, list_shards, verify_output
+
+
+def make_sample(i: int, source: str = "pairA", t: int = 3, size: int = 16) -> Sample:
+    rng = np.random.default_rng(i)
+    return Sample(
+        sample_id=f"{source}-{i:03d}",
+        source_id=source,
+        sdr=rng.integers(0, 256, (t, size, size, 3), dtype=np.uint8),
+        hdr=rng.integers(0, 65536, (t, size, size, 3), dtype=np.uint16),
+        sdr_frames=list(range(i, i + t)),
+        hdr_frames=list(range(i + 5, i + 5 + t)),
+        times=[k / 24 for k in range(i, i + t)],
+        crop=(1, 2, size, size),
+        scene=i % 2,
+        score=0.9,
+        meta={"k": i},
+    )
+
+
+def build(root, sources=("pairA", "pairB"), n=4, max_bytes=1 << 30):
+    out = OutputFolder(root)
+    out.prepare()
+    for source in sources:
+        with out.writer(source, max_bytes=max_bytes) as writer:
+            records = [writer.add(make_sample(i, source), "train" if i < n - 1 else "test") for i in range(n)]
+        out.publish_source(source, records, {"state": "done", "rejected": {"static": 1}})
+    return out, out.finalize({"recipe": {"name": "unit"}})
+
+
+def test_round_trip_values_and_metadata(tmp_path):
+    out, summary = build(tmp_path)
+    assert summary["samples"] == 8
+    assert summary["samples_per_split"] == {"test": 2, "train": 6}
+    assert summary["rejected_by_reason"] == {"static": 2}
+    records = [json.loads(line) for line in out.manifest.read_text().splitlines()]
+    rec = records[1]
+    reader = ShardReader(tmp_path / rec["shard"])
+    sdr, hdr = reader.arrays(rec["index"])
+    expected = make_sample(1)
+    np.testing.assert_array_equal(sdr, expected.sdr)
+    np.testing.assert_array_equal(hdr, expected.hdr)
+    stored = reader.record(rec["index"])
+    assert stored["sample_id"] == "pairA-001"
+    assert stored["hdr_frames"] == [6, 7, 8]
+    assert stored["crop"] == [1, 2, 16, 16]
+    assert stored["meta"] == {"k": 1}
+    with h5py.File(tmp_path / rec["shard"]) as f:
+        assert f["sdr"].chunks == (1, 3, 16, 16, 3)
+        assert "PQ" in f.attrs["encoding_hdr"]
+        assert f.attrs["schema_version"] == 1
+
+
+def test_shards_rotate_at_size_bound_and_split_by_shape(tmp_path):
+    out = OutputFolder(tmp_path)
+    out.prepare()
+    one = make_sample(0).sdr.nbytes + make_sample(0).hdr.nbytes
+    with out.writer("src", max_bytes=2 * one) as writer:
+        for i in range(5):
+            writer.add(make_sample(i, "src"), "train")
+        writer.add(make_sample(9, "src", t=10), "train")
+    names = sorted(p.name for p in list_shards(tmp_path))
+    assert names == ["src-10x16x16-000.h5", "src-3x16x16-000.h5", "src-3x16x16-001.h5", "src-3x16x16-002.h5"]
+
+
+def test_failure_leaves_no_shard(tmp_path):
+    out = OutputFolder(tmp_path)
+    out.prepare()
+    with pytest.raises(RuntimeError), out.writer("src") as writer:
+        writer.add(make_sample(0, "src"), "train")
+        raise RuntimeError("interrupted")
+    assert list(tmp_path.rglob("*.h5")) == []
+
+
+def test_reset_source_removes_leftovers(tmp_path):
+    out, _ = build(tmp_path)
+    assert out.is_done("pairA")
+    out.reset_source("pairA")
+    assert not out.is_done("pairA")
+    assert all("pairA" not in p.name for p in list_shards(tmp_path))
+
+
+def test_verify_detects_damage(tmp_path):
+    out, _ = build(tmp_path)
+    assert verify_output(tmp_path, progress=False)["problems"] == []
+    assert main(["verify", str(tmp_path)]) == 0
+    shard = list_shards(tmp_path)[0]
+    with h5py.File(shard, "r+") as f:
+        f["hdr"][0, 0, 0, 0, 0] ^= 1
+    problems = verify_output(tmp_path, progress=False)["problems"]
+    assert len(problems) == 1 and "content hash" in problems[0]
+    assert main(["verify", str(tmp_path)]) == 1
+    shard.unlink()
+    assert any("missing" in p for p in verify_output(tmp_path, progress=False)["problems"])
+
+
+def test_inspect_and_bad_folder(tmp_path, capsys):
+    build(tmp_path / "o")
+    info = inspect_output(tmp_path / "o")
+    assert info["samples"] == 8 and info["sources"] == 2
+    assert info["samples_per_split_and_shape"] == {"test 3x16x16": 2, "train 3x16x16": 6}
+    assert main(["verify", str(tmp_path / "nothing")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "manifest.jsonl" in err[0]
+
+
+def test_sample_validation():
+    bad = make_sample(0)
+    bad.hdr = bad.hdr.astype(np.float32)
+    with pytest.raises(StoreError):
+        bad.validate()
+    with pytest.raises(StoreError):
+        OutputFolder("x").writer("../escape")
