@@ -93,7 +93,7 @@ def test_reset_source_removes_leftovers(tmp_path):
 
 
 def test_verify_detects_damage(tmp_path):
-    out, _ = build(tmp_path)
+    build(tmp_path)
     assert verify_output(tmp_path, progress=False)["problems"] == []
     assert main(["verify", str(tmp_path)]) == 0
     shard = list_shards(tmp_path)[0]

@@ -243,7 +243,7 @@ class ShardReader:
             raise StoreError(f"{self.path}: shard file not found")
 
     @property
-    def file(self):  # noqa: ANN201 - h5py.File, imported lazily
+    def file(self):  # h5py.File, imported lazily
         if self._file is None:
             import h5py
             import hdf5plugin  # noqa: F401  (registers the Blosc2 filter)
