@@ -6,6 +6,8 @@ Layout::
       shards/<split>/<source>-<T>x<H>x<W>-<k>.h5   sample arrays (see datakit.store.shards)
       parts/<source>.jsonl                          manifest records of one finished source
       parts/<source>.json                           status of one finished source (written last: the done marker)
+      parts/<source>.failed.json                    status of a source that failed (retried by a rerun)
+      recipe.json                                   the validated recipe and its hash (a rerun must match it)
       manifest.jsonl                                all records, sources in sorted order (rebuilt from parts/)
       summary.json                                  counts per split, rejections by reason, per-source status
       report.html                                   the human report (datakit.report)
@@ -53,6 +55,19 @@ class OutputFolder:
         self.shards.mkdir(parents=True, exist_ok=True)
         self.parts.mkdir(parents=True, exist_ok=True)
 
+    def claim(self, recipe: dict[str, Any], digest: str) -> None:
+        """Prepare the folder for a recipe; refuse to resume a folder that was started with another recipe."""
+        self.prepare()
+        path = self.root / "recipe.json"
+        if path.is_file():
+            previous = json.loads(path.read_text(encoding="utf-8")).get("recipe_hash")
+            if previous != digest:
+                raise StoreError(
+                    f"{self.root}: was built with another recipe (hash {str(previous)[:12]}); use a new --out folder"
+                )
+            return
+        atomic_write_text(path, json.dumps({"recipe_hash": digest, "recipe": recipe}, indent=2, sort_keys=True))
+
     def is_done(self, source_id: str) -> bool:
         return (self.parts / f"{source_id}.json").is_file()
 
@@ -63,7 +78,7 @@ class OutputFolder:
             path.unlink()
         for path in self.shards.glob(f"*/.{source_id}-*.part.h5"):
             path.unlink()
-        for suffix in (".jsonl", ".json"):
+        for suffix in (".jsonl", ".json", ".failed.json"):
             (self.parts / f"{source_id}{suffix}").unlink(missing_ok=True)
 
     def writer(self, source_id: str, **kwargs: Any) -> ShardWriter:
@@ -81,10 +96,17 @@ class OutputFolder:
         status = {**status, "source_id": source_id, "samples": len(records)}
         atomic_write_text(self.parts / f"{source_id}.json", json.dumps(status, indent=2, sort_keys=True))
 
+    def publish_failure(self, source_id: str, status: dict[str, Any]) -> None:
+        """Record a failed source (not a done marker: a rerun tries it again)."""
+        status = {**status, "source_id": source_id, "state": "failed", "samples": 0}
+        atomic_write_text(self.parts / f"{source_id}.failed.json", json.dumps(status, indent=2, sort_keys=True))
+
     def statuses(self) -> dict[str, dict[str, Any]]:
+        """Status of every finished or failed source, by source id."""
         out = {}
         for path in sorted(self.parts.glob("*.json")):
-            out[path.stem] = json.loads(path.read_text(encoding="utf-8"))
+            source_id = path.name.removesuffix(".failed.json").removesuffix(".json")
+            out[source_id] = json.loads(path.read_text(encoding="utf-8"))
         return out
 
     def finalize(self, extra_summary: dict[str, Any]) -> dict[str, Any]:

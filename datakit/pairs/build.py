@@ -1,0 +1,251 @@
+"""``datakit build``: the paired-video pipeline, one pair per job.
+
+probe -> analysis pass (thumbnails) -> align -> scenes -> clips -> gates -> decode kept frames -> map the SDR
+picture onto the HDR grid -> tiles -> shards + manifest records. Dense strategies (``consecutive``,
+``global_local``) decode each stream once for analysis and then seek to the kept frames; sparse ones
+(``interval``, ``single``) align from short windows and check cuts only around each clip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from datakit import __version__
+from datakit.engine import Job, run_jobs
+from datakit.errors import AlignmentError, DatakitError
+from datakit.pairs.schema import PAIRED_SCHEMA
+from datakit.pairs.sources import PairSource, check_hashes, read_pairs
+from datakit.recipe import load_recipe, recipe_hash
+from datakit.store.output import OutputFolder
+from datakit.store.shards import Sample
+
+SPARSE_STRATEGIES = ("interval", "single")
+
+
+def build_dataset(
+    recipe_path: str | os.PathLike[str],
+    pairs_path: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    workers: int = 1,
+    engine: str = "local",
+    report: bool = True,
+) -> dict[str, Any]:
+    """Build (or resume) a paired dataset in ``out``; returns the summary (also written to summary.json)."""
+    recipe = load_recipe(recipe_path, {"paired": PAIRED_SCHEMA}, expected_kind="paired")
+    pairs = read_pairs(pairs_path)
+    folder = OutputFolder(out)
+    digest = recipe_hash(recipe)
+    folder.claim(recipe, digest)
+    jobs = [
+        Job(pair.pair_id, build_pair, (pair, recipe, digest, str(folder.root)))
+        for pair in pairs
+        if not folder.is_done(pair.pair_id)
+    ]
+    run_jobs(jobs, workers=workers, engine=engine, desc="pairs")
+    summary = folder.finalize(
+        {"recipe": recipe, "recipe_hash": digest, "tool_version": __version__, "pairs": len(pairs)}
+    )
+    if report:
+        from datakit.report.html import write_report
+
+        summary["report"] = str(write_report(folder.root))
+    return summary
+
+
+def build_pair(pair: PairSource, recipe: dict[str, Any], digest: str, out_root: str) -> dict[str, Any]:
+    """Process one pair end to end and publish its shards and records; returns its status."""
+    folder = OutputFolder(out_root)
+    folder.reset_source(pair.pair_id)
+    started = time.perf_counter()
+    split = pair.split or recipe["split"]["default"]
+    try:
+        status = _build_pair(pair, recipe, digest, folder, split)
+    except DatakitError as error:
+        status = {"state": "failed", "split": split, "error": str(error)}
+        folder.publish_failure(pair.pair_id, status)
+        return {**status, "source_id": pair.pair_id}
+    status["seconds"] = round(time.perf_counter() - started, 2)
+    return status
+
+
+def _build_pair(
+    pair: PairSource, recipe: dict[str, Any], digest: str, folder: OutputFolder, split: str
+) -> dict[str, Any]:
+    from datakit.io.probe import probe, require_hdr10, require_sdr
+    from datakit.pairs import analysis
+    from datakit.pairs.align import align_pair
+    from datakit.pairs.clips import plan_clips
+    from datakit.pairs.scenes import detect_cuts
+
+    check_hashes(pair)
+    info_hdr, info_sdr = probe(pair.hdr), probe(pair.sdr)
+    require_hdr10(info_hdr)
+    warnings = require_sdr(info_sdr) or []
+    clips_cfg, scenes_cfg, align_cfg = recipe["clips"], recipe["scenes"], recipe["align"]
+    sparse = clips_cfg["strategy"] in SPARSE_STRATEGIES
+    rejected: Counter[str] = Counter()
+
+    if sparse:
+        alignment = align_pair(pair.hdr, pair.sdr, max_offset_seconds=align_cfg["max_offset_seconds"], sparse=True)
+        cuts = None
+        thumbs_sdr = None
+    else:
+        thumbs_sdr = analysis.decode_thumbnails(
+            pair.sdr, luma_width=align_cfg["thumb_width"], bgr_width=scenes_cfg["thumb_width"]
+        )
+        thumbs_hdr = analysis.decode_thumbnails(pair.hdr, luma_width=align_cfg["thumb_width"])
+        alignment = align_pair(
+            pair.hdr, pair.sdr, thumbs_hdr=thumbs_hdr, thumbs_sdr=thumbs_sdr,
+            max_offset_seconds=align_cfg["max_offset_seconds"],
+        )  # fmt: skip
+        cuts = detect_cuts(
+            thumbs_sdr.bgr, info_sdr.fps, detector=scenes_cfg["detector"], threshold=scenes_cfg["threshold"],
+            min_scene_len=scenes_cfg["min_scene_len"],
+        )  # fmt: skip
+    status: dict[str, Any] = {
+        "state": "done",
+        "split": split,
+        "alignment": alignment.to_dict(),
+        "hdr": info_hdr.to_dict(),
+        "sdr": info_sdr.to_dict(),
+        "warnings": list(warnings),
+    }
+    if alignment.confidence < align_cfg["min_confidence"]:
+        raise AlignmentError(
+            f"{pair.pair_id}: alignment confidence {alignment.confidence:.2f} is below the recipe's "
+            f"{align_cfg['min_confidence']} ({'; '.join(alignment.reasons) or 'not the same title?'})"
+        )
+    n_sdr = thumbs_sdr.count if thumbs_sdr is not None else info_sdr.frame_count
+    clips = plan_clips(clips_cfg["strategy"], clips_cfg, n_frames=n_sdr, fps=info_sdr.fps, cuts=cuts)
+    status["cuts"] = list(cuts) if cuts is not None else None
+    status["clips_planned"] = len(clips)
+
+    kept = _gate_clips(pair, clips, alignment, thumbs_sdr, recipe, rejected, info_sdr)
+    records = _write_samples(pair, kept, alignment, info_hdr, recipe, digest, folder, split, rejected)
+    status["rejected"] = dict(sorted(rejected.items()))
+    status["clips_kept"] = len({tuple(r["sdr_frames"]) for r in records})
+    folder.publish_source(pair.pair_id, records, status)
+    return {**status, "source_id": pair.pair_id, "samples": len(records)}
+
+
+def _gate_clips(pair, clips, alignment, thumbs_sdr, recipe, rejected, info_sdr):  # noqa: ANN001, ANN202
+    """Drop clips with unmapped frames, cuts (sparse), black/static content and near duplicates."""
+    from datakit.pairs import gates
+
+    gates_cfg = recipe["gates"]
+    kept = []
+    signatures = []
+    for clip in clips:
+        frames = list(clip.frames) + list(clip.refs)
+        hdr_frames = [alignment.temporal.hdr_index_for(i) for i in frames]
+        if any(h is None for h in hdr_frames):
+            rejected["unmatched_frame"] += 1
+            continue
+        if thumbs_sdr is not None:
+            luma = thumbs_sdr.luma[clip.frames]
+        else:
+            luma = None
+        if luma is not None:
+            if gates_cfg["reject_black"] and gates.is_black(luma, max_mean=gates_cfg["black_max_mean"]):
+                rejected["black"] += 1
+                continue
+            if gates_cfg["reject_static"] and gates.is_static(luma, min_motion=gates_cfg["static_min_motion"]):
+                rejected["static"] += 1
+                continue
+            signatures.append(luma.mean(axis=0))
+        kept.append((clip, hdr_frames))
+    if gates_cfg["near_duplicate_threshold"] > 0 and signatures and len(signatures) == len(kept):
+        duplicate = gates.near_duplicates(np.stack(signatures), gates_cfg["near_duplicate_threshold"])
+        rejected["near_duplicate"] += int(np.sum(duplicate))
+        kept = [k for k, d in zip(kept, duplicate, strict=True) if not d]
+    return kept
+
+
+def _write_samples(pair, kept, alignment, info_hdr, recipe, digest, folder, split, rejected):  # noqa: ANN001, ANN202
+    from datakit.io.reader import VideoReader
+    from datakit.pairs import gates
+    from datakit.pairs.tiles import plan_tiles
+
+    tiles_cfg = recipe["tiles"]["test" if split == "test" else "train"]
+    gates_cfg = recipe["gates"]
+    spatial = alignment.spatial
+    hdr_w, hdr_h = info_hdr.width, info_hdr.height
+    valid = spatial.valid_hdr_box(hdr_w, hdr_h)  # [x, y, w, h] of the HDR frame that the SDR picture covers
+    rng = np.random.default_rng([recipe["store"]["seed"], *pair.pair_id.encode()])
+    records = []
+    max_bytes = recipe["store"]["max_shard_mb"] << 20
+    with (
+        VideoReader(pair.hdr, encoding="pq") as hdr_reader,
+        VideoReader(pair.sdr, encoding="sdr") as sdr_reader,
+        folder.writer(pair.pair_id, max_bytes=max_bytes, attrs={"recipe_hash": digest}) as writer,
+    ):
+        for number, (clip, hdr_frames) in enumerate(kept):
+            sdr_frames = list(clip.frames) + list(clip.refs)
+            sdr_imgs = sdr_reader.read_at(sdr_frames)
+            hdr_imgs = hdr_reader.read_at(hdr_frames)
+            hdr_clip = np.stack([f.rgb("uint16") for f in hdr_imgs])
+            stats = gates.hdr_stats(hdr_clip)
+            if gates.is_not_hdr(
+                stats, min_peak_nits=gates_cfg["min_peak_nits"],
+                min_share_above_white=gates_cfg["min_share_above_white"],
+            ):  # fmt: skip
+                rejected["not_hdr"] += 1
+                continue
+            sdr_clip = np.stack([spatial.sdr_to_hdr_grid(f.rgb("uint8"), hdr_w, hdr_h) for f in sdr_imgs])
+            score = min(alignment.confidence, spatial.clip_confidence(hdr_clip, sdr_clip, valid))
+            if score < recipe["align"]["min_confidence"]:
+                rejected["low_clip_alignment"] += 1
+                continue
+            boxes = plan_tiles(tiles_cfg["strategy"], tiles_cfg, height=valid[3], width=valid[2], rng=rng)
+            if not boxes:
+                rejected["smaller_than_tile"] += 1
+                continue
+            times = [f.time for f in sdr_imgs]
+            for k, (x, y, w, h) in enumerate(boxes):
+                x0, y0 = valid[0] + x, valid[1] + y
+                sample = Sample(
+                    sample_id=f"{pair.pair_id}-c{number:04d}-t{k:02d}",
+                    source_id=pair.pair_id,
+                    sdr=np.ascontiguousarray(sdr_clip[:, y0 : y0 + h, x0 : x0 + w]),
+                    hdr=np.ascontiguousarray(hdr_clip[:, y0 : y0 + h, x0 : x0 + w]),
+                    sdr_frames=sdr_frames,
+                    hdr_frames=hdr_frames,
+                    times=times,
+                    crop=(x0, y0, w, h),
+                    scene=clip.scene,
+                    score=score,
+                    meta={"clip": number, "refs": len(clip.refs), "hdr_stats": stats},
+                )
+                record = writer.add(sample, split)
+                record["recipe_hash"] = digest
+                records.append(record)
+    return records
+
+
+def resample_to_hdr_grid(
+    sdr_rgb: np.ndarray, matrix: np.ndarray, width: int, height: int, identity: bool
+) -> np.ndarray:
+    """Warp an SDR frame (uint8 BT.709 R'G'B') onto the HDR pixel grid with a 2x3 affine ``matrix``.
+
+    Identity mappings are copied untouched (no resampling blur for same-geometry pairs). Resampling happens on the
+    non-linear signal with a bicubic filter: the SDR side is the model input and is stored as such.
+    """
+    if identity and sdr_rgb.shape[:2] == (height, width):
+        return sdr_rgb
+    warped = cv2.warpAffine(
+        sdr_rgb, matrix.astype(np.float64), (width, height), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE
+    )
+    return warped
+
+
+def load_summary(out: str | os.PathLike[str]) -> dict[str, Any]:
+    return json.loads((Path(out) / "summary.json").read_text(encoding="utf-8"))
