@@ -64,7 +64,7 @@ def pair_range(low: float, high: float) -> Check:
 
 
 NUMBER = (int, float)
-Schema = dict[str, dict[str, Key]]
+Schema = dict[str, "dict[str, Key] | Key"]  # a section is a table of keys, or one free-form table
 
 RECIPE_SECTION = {
     "name": Key(str, REQUIRED),
@@ -117,6 +117,15 @@ def validate(data: dict[str, Any], schema: Schema, source: str = "recipe") -> di
         raise RecipeError(f"{source}: unknown section [{unknown[0]}] (known: {', '.join(sorted(known))})")
     out: dict[str, Any] = {"recipe": _validate_section(f"{source}: [recipe]", data.get("recipe", {}), RECIPE_SECTION)}
     for section, keys in schema.items():
+        if isinstance(keys, Key):  # a free-form table checked as a whole
+            value = data.get(section, keys.default)
+            if not isinstance(value, dict):
+                raise RecipeError(f"{source}: [{section}] must be a table")
+            problem = keys.check(value) if keys.check else None
+            if problem:
+                raise RecipeError(f"{source}: [{section}]: {problem}")
+            out[section] = value
+            continue
         head, _, sub = section.partition(".")
         given = data.get(head, {})
         if sub:

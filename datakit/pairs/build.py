@@ -50,7 +50,8 @@ def build_dataset(
         for pair in pairs
         if not folder.is_done(pair.pair_id)
     ]
-    run_jobs(jobs, workers=workers, engine=engine, desc="pairs")
+    results = run_jobs(jobs, workers=workers, engine=engine, desc="pairs")
+    folder.record_failures(results)
     summary = folder.finalize(
         {"recipe": recipe, "recipe_hash": digest, "tool_version": __version__, "pairs": len(pairs)}
     )

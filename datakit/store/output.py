@@ -101,6 +101,12 @@ class OutputFolder:
         status = {**status, "source_id": source_id, "state": "failed", "samples": 0}
         atomic_write_text(self.parts / f"{source_id}.failed.json", json.dumps(status, indent=2, sort_keys=True))
 
+    def record_failures(self, results: list[dict[str, Any]]) -> None:
+        """Publish the failures that a job could not record itself (crashes caught by the engine)."""
+        for result in results:
+            if result.get("state") == "failed" and not (self.parts / f"{result['source_id']}.failed.json").is_file():
+                self.publish_failure(result["source_id"], result)
+
     def statuses(self) -> dict[str, dict[str, Any]]:
         """Status of every finished or failed source, by source id."""
         out = {}
