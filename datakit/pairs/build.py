@@ -53,7 +53,7 @@ def build_dataset(
     results = run_jobs(jobs, workers=workers, engine=engine, desc="pairs")
     folder.record_failures(results)
     summary = folder.finalize(
-        {"recipe": recipe, "recipe_hash": digest, "tool_version": __version__, "pairs": len(pairs)}
+        {"recipe": recipe, "recipe_hash": digest, "tool_version": __version__, "pair_count": len(pairs)}
     )
     if report:
         from datakit.report.html import write_report
@@ -165,9 +165,9 @@ def _gate_clips(pair, clips, alignment, thumbs_sdr, recipe, rejected, info_sdr):
             signatures.append(luma.mean(axis=0))
         kept.append((clip, hdr_frames))
     if gates_cfg["near_duplicate_threshold"] > 0 and signatures and len(signatures) == len(kept):
-        duplicate = gates.near_duplicates(np.stack(signatures), gates_cfg["near_duplicate_threshold"])
-        rejected["near_duplicate"] += int(np.sum(duplicate))
-        kept = [k for k, d in zip(kept, duplicate, strict=True) if not d]
+        reasons = gates.near_duplicates(np.stack(signatures), gates_cfg["near_duplicate_threshold"])
+        rejected["near_duplicate"] += sum(reason is not None for reason in reasons)
+        kept = [k for k, reason in zip(kept, reasons, strict=True) if reason is None]
     return kept
 
 

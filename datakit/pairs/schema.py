@@ -23,7 +23,7 @@ PAIRED_SCHEMA: Schema = {
     },
     "scenes": {
         "detector": Key(str, "content", one_of("content", "adaptive")),
-        "threshold": Key(NUMBER, 27.0, at_least(0.0), "PySceneDetect threshold of the chosen detector"),
+        "threshold": Key(NUMBER, None, at_least(0.0), "PySceneDetect threshold (default: the detector's own)"),
         "min_scene_len": Key(int, 8, at_least(1), "frames"),
         "thumb_width": Key(int, 256, in_range(32, 1024), "scene detection runs on frames this wide"),
     },

@@ -108,7 +108,7 @@ def synth_dataset(
     results = run_jobs(jobs, workers=workers, engine=engine, desc="sources")
     folder.record_failures(results)
     summary = folder.finalize(
-        {"recipe": recipe, "recipe_hash": digest, "seed": seed, "tool_version": __version__, "sources": len(sources)}
+        {"recipe": recipe, "recipe_hash": digest, "seed": seed, "tool_version": __version__, "source_count": len(sources)}
     )
     if report:
         from datakit.report.html import write_report
@@ -164,7 +164,7 @@ def load_hdr_source(path: Path, source_cfg: dict[str, Any], status: dict[str, An
     rgb = np.maximum(convert_gamut(image.rgb_linear, image.primaries, "bt2020"), 0.0).astype(np.float32)
     lum = rgb @ luminance_weights("bt2020").astype(np.float32)
     diffuse = float(np.percentile(lum, 90))
-    peak = float(np.percentile(lum, 99.99))
+    peak = float(lum.max())
     dynamic_range = peak / diffuse if diffuse > 0 else 0.0
     status["dynamic_range"] = round(dynamic_range, 2)
     if dynamic_range < source_cfg["min_dynamic_range"]:
@@ -206,7 +206,7 @@ def make_image_sample(
         scale=zoom, position=position, region=region,
     )  # fmt: skip
     params = sample_degradation(rng, recipe["ranges"], n_frames=length)
-    sdr = apply_degradation(clip_nits, params)
+    sdr = apply_degradation(clip_nits, params, fps=recipe["clips"]["fps"])
     hdr = np.round(hdr_target(clip_nits) * 65535.0).astype(np.uint16)
     frames = list(range(length))
     return Sample(
@@ -216,7 +216,7 @@ def make_image_sample(
         hdr=hdr,
         sdr_frames=frames,
         hdr_frames=frames,
-        times=[i / 25.0 for i in frames],
+        times=[i / recipe["clips"]["fps"] for i in frames],
         crop=(0, 0, tile, tile),
         scene=0,
         score=1.0,
@@ -285,7 +285,7 @@ def make_video_sample(
     return Sample(
         sample_id=f"{source.source_id}-n{length:02d}-{number:03d}",
         source_id=source.source_id,
-        sdr=apply_degradation(clip_nits, params),
+        sdr=apply_degradation(clip_nits, params, fps=recipe["clips"]["fps"]),
         hdr=np.round(hdr_target(clip_nits) * 65535.0).astype(np.uint16),
         sdr_frames=frames,
         hdr_frames=frames,
