@@ -107,7 +107,7 @@ class TrainConfig:
 _FIELDS = {f.name: f for f in fields(TrainConfig)}
 _INT_MIN = {
     "steps": 1, "batch": 1, "crop": 8, "frames": 1, "step_every": 0, "val_every": 0, "val_samples": 1,
-    "val_crop": 8, "checkpoint_every": 1, "log_every": 1, "num_workers": 0, "threads": 1,
+    "val_crop": 8, "checkpoint_every": 1, "log_every": 1, "num_workers": 0, "threads": 1, "seed": 0,
 }  # fmt: skip
 _FLOAT_KEYS = ("lr", "lr_gamma", "consistency_weight", "l1_weight", "perceptual_weight", "gan_weight")
 

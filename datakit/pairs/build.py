@@ -138,7 +138,7 @@ def _build_pair(
     return {**status, "source_id": pair.pair_id, "samples": len(records)}
 
 
-def _gate_clips(pair, clips, alignment, thumbs_sdr, recipe, rejected, info_sdr):  # noqa: ANN001, ANN202
+def _gate_clips(pair, clips, alignment, thumbs_sdr, recipe, rejected, info_sdr):
     """Drop clips with unmapped frames, cuts (sparse), black/static content and near duplicates."""
     from datakit.pairs import gates
 
@@ -151,10 +151,7 @@ def _gate_clips(pair, clips, alignment, thumbs_sdr, recipe, rejected, info_sdr):
         if any(h is None for h in hdr_frames):
             rejected["unmatched_frame"] += 1
             continue
-        if thumbs_sdr is not None:
-            luma = thumbs_sdr.luma[clip.frames]
-        else:
-            luma = None
+        luma = thumbs_sdr.luma[clip.frames] if thumbs_sdr is not None else None
         if luma is not None:
             if gates_cfg["reject_black"] and gates.is_black(luma, max_mean=gates_cfg["black_max_mean"]):
                 rejected["black"] += 1
@@ -171,7 +168,7 @@ def _gate_clips(pair, clips, alignment, thumbs_sdr, recipe, rejected, info_sdr):
     return kept
 
 
-def _write_samples(pair, kept, alignment, info_hdr, recipe, digest, folder, split, rejected):  # noqa: ANN001, ANN202
+def _write_samples(pair, kept, alignment, info_hdr, recipe, digest, folder, split, rejected):
     from datakit.io.reader import VideoReader
     from datakit.pairs import gates
     from datakit.pairs.tiles import plan_tiles

@@ -45,7 +45,9 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 22) -> str:
     return digest.hexdigest()
 
 
-def _make(pair_id: str, hdr: str, sdr: str, split: str | None, base: Path, where: str, **hashes: str | None) -> PairSource:
+def _make(
+    pair_id: str, hdr: str, sdr: str, split: str | None, base: Path, where: str, **hashes: str | None
+) -> PairSource:
     try:
         check_source_id(pair_id)
     except Exception:

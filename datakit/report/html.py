@@ -20,7 +20,7 @@ from tqdm import tqdm
 from datakit.color.gamut import luminance_weights
 from datakit.color.transfer import st2084_eotf
 from datakit.fsutil import atomic_write_text
-from datakit.report.images import fit_width, histogram_png, hdr_view, hstack, write_png
+from datakit.report.images import fit_width, hdr_view, histogram_png, hstack, write_png
 from datakit.store.output import read_manifest
 from datakit.store.shards import ShardReader
 
@@ -120,11 +120,16 @@ figure {{ display: inline-block; margin: 6px; }} figcaption {{ font-size: 11px; 
 </style></head><body>
 <h1>{_esc(root.name)}</h1>
 <p>Recipe <b>{_esc(recipe_meta.get("name", "?"))}</b> ({_esc(recipe_meta.get("protocol", ""))}),
-recipe hash <code>{_esc(str(summary.get("recipe_hash", ""))[:16])}</code>, datakit {_esc(summary.get("tool_version", ""))}.
+recipe hash <code>{_esc(str(summary.get("recipe_hash", ""))[:16])}</code>, datakit {
+        _esc(summary.get("tool_version", ""))
+    }.
 {len(records)} samples: {_esc(dict(per_split))}.</p>
 <h2>Sources</h2>{_table(source_rows, list(source_rows[0]) if source_rows else ["source"])}
-<h2>Rejected clips by reason</h2>{_table([{"reason": k, "clips": v} for k, v in
-    summary.get("rejected_by_reason", {}).items()], ["reason", "clips"])}
+<h2>Rejected clips by reason</h2>{
+        _table(
+            [{"reason": k, "clips": v} for k, v in summary.get("rejected_by_reason", {}).items()], ["reason", "clips"]
+        )
+    }
 <h2>HDR luminance</h2><img src="report/hdr_luminance_histogram.png">
 <h2>Clips</h2><p>Each: SDR (left) beside a viewing rendition of the HDR (right), centre frame of the clip.</p>
 {"".join(cards)}

@@ -19,7 +19,9 @@ def describe(meta: dict) -> list[str]:
     """Short text lines of a sample's synthesis or alignment parameters."""
     d = meta.get("degradation")
     if d:
-        tonemap = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in d["tonemap_params"].items())
+        tonemap = ", ".join(
+            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in d["tonemap_params"].items()
+        )
         codec = f"{d['codec']} crf {d['crf']}" if d.get("codec") else "no codec"
         ev = d["exposure_ev"]
         return [
@@ -44,7 +46,15 @@ def write_preview(root: str | os.PathLike[str], n: int = 8, out: str | os.PathLi
         reader = ShardReader(root / record["shard"])
         sdr, hdr = reader.arrays(record["index"])
         reader.close()
-        frames = [hstack([fit_width(s, FRAME_WIDTH), fit_width(hdr_view(h), FRAME_WIDTH)], gap=2) for s, h in zip(sdr, hdr, strict=True)]
+        frames = [
+            hstack([fit_width(s, FRAME_WIDTH), fit_width(hdr_view(h), FRAME_WIDTH)], gap=2)
+            for s, h in zip(sdr, hdr, strict=True)
+        ]
         strip = hstack(frames, gap=8)
-        rows.append(label(strip, [f"{record['sample_id']} ({record['split']}): each frame LDR | HDR view", *describe(record["meta"])]))
+        rows.append(
+            label(
+                strip,
+                [f"{record['sample_id']} ({record['split']}): each frame LDR | HDR view", *describe(record["meta"])],
+            )
+        )
     return write_png(Path(out) if out else root / "preview.png", vstack(rows, gap=10))

@@ -147,9 +147,7 @@ def read_manifest(root: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """The records of an output folder's manifest.jsonl."""
     path = Path(root) / "manifest.jsonl"
     if not path.is_file():
-        raise StoreError(
-            f"{root}: no manifest.jsonl (not a datakit output folder, or the build did not finish)"
-        )
+        raise StoreError(f"{root}: no manifest.jsonl (not a datakit output folder, or the build did not finish)")
     records = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():

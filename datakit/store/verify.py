@@ -28,9 +28,7 @@ def verify_output(root: str | os.PathLike[str], *, progress: bool = True) -> dic
     for record in records:
         by_shard[record["shard"]].append(record)
     problems: list[str] = []
-    for shard_name, shard_records in tqdm(
-        sorted(by_shard.items()), desc="verify", unit="shard", disable=not progress
-    ):
+    for shard_name, shard_records in tqdm(sorted(by_shard.items()), desc="verify", unit="shard", disable=not progress):
         path = root / shard_name
         if not path.is_file():
             problems.append(f"{shard_name}: missing ({len(shard_records)} samples)")
@@ -46,9 +44,7 @@ def verify_output(root: str | os.PathLike[str], *, progress: bool = True) -> dic
         for record in shard_records:
             index = record["index"]
             if index >= count:
-                problems.append(
-                    f"{record['sample_id']}: index {index} beyond the {count} samples of {shard_name}"
-                )
+                problems.append(f"{record['sample_id']}: index {index} beyond the {count} samples of {shard_name}")
                 continue
             try:
                 sdr, hdr = reader.arrays(index)

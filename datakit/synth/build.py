@@ -108,7 +108,13 @@ def synth_dataset(
     results = run_jobs(jobs, workers=workers, engine=engine, desc="sources")
     folder.record_failures(results)
     summary = folder.finalize(
-        {"recipe": recipe, "recipe_hash": digest, "seed": seed, "tool_version": __version__, "source_count": len(sources)}
+        {
+            "recipe": recipe,
+            "recipe_hash": digest,
+            "seed": seed,
+            "tool_version": __version__,
+            "source_count": len(sources),
+        }
     )
     if report:
         from datakit.report.html import write_report
@@ -140,7 +146,7 @@ def synth_source(source: SynthSource, recipe: dict[str, Any], seed: int, digest:
     return {**status, "source_id": source.source_id, "samples": len(records)}
 
 
-def _samples_of(source: SynthSource, recipe: dict[str, Any], seed: int):  # noqa: ANN202 - generator + status
+def _samples_of(source: SynthSource, recipe: dict[str, Any], seed: int):
     """A generator of the source's samples (made one at a time) and its status dict (filled as it runs)."""
     status: dict[str, Any] = {"kind": source.kind, "path": source.path.name, "rejected": Counter(), "warnings": []}
     if source.kind == "images":
@@ -238,7 +244,7 @@ def make_image_sample(
     )
 
 
-def video_samples(source: SynthSource, recipe: dict[str, Any], seed: int, status: dict[str, Any]):  # noqa: ANN201
+def video_samples(source: SynthSource, recipe: dict[str, Any], seed: int, status: dict[str, Any]):
     """Samples of the SDR-video branch: SDR clip -> inverse tone mapping -> HDR clip -> degradation chain."""
     from datakit.io.probe import probe, require_sdr
     from datakit.io.reader import VideoReader

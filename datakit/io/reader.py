@@ -1,0 +1,417 @@
+"""``VideoReader``: PyAV decoding with our own Y'CbCr -> R'G'B' conversion.
+
+Frames are decoded by PyAV (frame threading on) and converted by
+:class:`datakit.color.ycbcr.PlaneConverter` with the stream's tagged matrix, range and chroma
+location, never by swscale (its RGB output of limited-range 10-bit BT.2020 video is scaled by
+0.9961 and it treats untagged SDR as BT.601). Conversion is lazy: iteration yields :class:`Frame`
+objects holding the decoded picture, and a frame is converted only when :meth:`Frame.rgb` or
+:meth:`Frame.luma` is called.
+
+Untagged streams: the matrix is BT.2020 NCL for BT.2020 primaries, else BT.709 for height >= 720
+and BT.601 below; the range is limited (``yuvj`` formats: full); the chroma location is ``left``
+(the H.264/HEVC inference when not signalled). Each assumption is recorded in
+:attr:`VideoReader.assumptions`.
+
+HLG input is refused for ``encoding="pq"`` (no HLG -> PQ conversion here); with ``encoding="auto"``
+any supported stream is read and frames keep its own transfer and primaries.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+from collections.abc import Iterator, Sequence
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+from datakit.color.ycbcr import PlaneConverter, canonical_matrix
+from datakit.errors import InputError, UnsupportedFormatError
+from datakit.io.probe import VideoInfo, default_matrix, open_input, probe, require_hdr10, require_sdr
+
+_ENCODINGS = ("auto", "pq", "sdr")
+
+
+def _plane_view(plane: Any, dtype: type[np.unsignedinteger]) -> np.ndarray:
+    """Zero-copy (height, width) view of a PyAV plane, skipping the line-size padding."""
+    item = np.dtype(dtype).itemsize
+    flat = np.frombuffer(plane, dtype=dtype, count=plane.height * (plane.line_size // item))
+    return flat.reshape(plane.height, plane.line_size // item)[:, : plane.width]
+
+
+def _area_size(width: int, height: int, target_width: int) -> tuple[int, int]:
+    target_width = max(1, min(int(target_width), width))
+    return target_width, max(1, round(height * target_width / width))
+
+
+class Frame:
+    """One decoded picture; converts on request.
+
+    ``index`` is the 0-based position in presentation order (after a seek, derived from the
+    timestamp: exact for constant frame rate), ``time`` the presentation time in seconds relative
+    to the stream start, ``pts`` the raw timestamp in the stream's time base.
+    """
+
+    __slots__ = ("_frame", "_reader_converter", "gray", "index", "pts", "time")
+
+    def __init__(self, frame: Any, index: int, time: float, converter: PlaneConverter, gray: bool) -> None:
+        self._frame = frame
+        self._reader_converter = converter
+        self.index = index
+        self.time = time
+        self.pts: int | None = frame.pts
+        self.gray = gray
+
+    def __repr__(self) -> str:
+        return f"Frame(index={self.index}, time={self.time:.6f}, pts={self.pts})"
+
+    @property
+    def width(self) -> int:
+        return int(self._frame.width)
+
+    @property
+    def height(self) -> int:
+        return int(self._frame.height)
+
+    def planes(self) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """Zero-copy code planes ``(y, u, v)`` (uint8 or uint16 views into the decoded frame; u, v None for gray)."""
+        dtype = np.uint8 if self._reader_converter.bit_depth == 8 else np.uint16
+        planes = self._frame.planes
+        y = _plane_view(planes[0], dtype)
+        if self.gray:
+            return y, None, None
+        return y, _plane_view(planes[1], dtype), _plane_view(planes[2], dtype)
+
+    def rgb(self, dtype: str = "float32", width: int | None = None) -> np.ndarray:
+        """R'G'B' ``(H, W, 3)`` in the stream's own transfer and primaries (PQ BT.2020 for HDR10, BT.709 for SDR).
+
+        ``dtype``: ``float32`` in [0, 1], ``uint16`` = ``round(x * 65535)``, ``uint8`` = ``round(x * 255)``.
+        ``width``: downscale (area) to this width first, for analysis; the planes are reduced
+        before conversion, so chroma siting is ignored at that scale.
+        """
+        y, u, v = self.planes()
+        conv = self._reader_converter
+        if u is None or v is None:  # gray: Y' in all three channels
+            luma = conv.luma(y)
+            if width is not None:
+                import cv2
+
+                luma = cv2.resize(luma, _area_size(self.width, self.height, width), interpolation=cv2.INTER_AREA)
+            out = np.repeat(luma[..., None], 3, axis=2)
+            if dtype == "float32":
+                return out
+            scale = {"uint16": 65535.0, "uint8": 255.0}.get(dtype)
+            if scale is None:
+                raise ValueError(f"dtype must be float32, uint16 or uint8, got {dtype!r}")
+            return np.rint(out * np.float32(scale)).astype(np.uint16 if dtype == "uint16" else np.uint8)
+        if width is not None and width < self.width:
+            import cv2
+
+            size = _area_size(self.width, self.height, width)
+            y = cv2.resize(y.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+            u = cv2.resize(u.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+            v = cv2.resize(v.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+        return conv(y, u, v, dtype=dtype)
+
+    def luma(self, width: int | None = None) -> np.ndarray:
+        """Normalized Y' (H, W) float32 in [0, 1] (range offsets removed), optionally area-downscaled to ``width``."""
+        y = self.planes()[0]
+        luma = self._reader_converter.luma(y)
+        if width is not None and width < self.width:
+            import cv2
+
+            size = _area_size(self.width, self.height, width)
+            luma = cv2.resize(luma, size, interpolation=cv2.INTER_AREA)
+        return luma
+
+
+class VideoReader:
+    """Decode a video file into :class:`Frame` objects.
+
+    ``encoding``: ``"pq"`` requires HDR10 (:func:`datakit.io.probe.require_hdr10`), ``"sdr"``
+    requires BT.709 SDR (:func:`datakit.io.probe.require_sdr`), ``"auto"`` accepts either (and
+    other transfers, whose R'G'B' is returned as coded). ``matrix`` (``bt709``, ``bt2020nc``,
+    ``bt601``) and ``range`` (``limited``/``full``) override the stream's tags. ``threads``:
+    ``"auto"`` lets ffmpeg choose, an int sets the decoder thread count.
+
+    Use as a context manager or call :meth:`close`. Iterating yields all frames from the start.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        encoding: str = "auto",
+        matrix: str | None = None,
+        range: str | None = None,
+        threads: int | str = "auto",
+    ) -> None:
+        if encoding not in _ENCODINGS:
+            raise ValueError(f"encoding must be one of {', '.join(_ENCODINGS)}, got {encoding!r}")
+        if range not in (None, "limited", "full"):
+            raise ValueError(f"range must be 'limited' or 'full', got {range!r}")
+        self.path = Path(path)
+        self.info: VideoInfo = probe(self.path, count_frames=False)
+        self.warnings: list[str] = []
+        if encoding == "pq":
+            self.warnings += require_hdr10(self.info)
+        elif encoding == "sdr":
+            self.warnings += require_sdr(self.info)
+        info = self.info
+        if not info.pix_fmt_supported:
+            raise UnsupportedFormatError(
+                f"{self.path}: pixel format {info.pix_fmt} is not supported (planar Y'CbCr 4:2:0/4:2:2/4:4:4 or gray)"
+            )
+        self.encoding = encoding
+        self.assumptions: list[str] = []
+        self.matrix = self._matrix(matrix)
+        self.full_range = self._range(range) == "full"
+        self.siting = self._siting()
+        self.threads = threads
+        self._converter = PlaneConverter(self.matrix, info.bit_depth, self.full_range, self.siting)
+        self._gray = info.chroma_subsampling == "400"
+        self._container: Any = None
+        self._stream: Any = None
+        self._decoded: Iterator[Any] | None = None
+        self._pending: Frame | None = None
+        self._next_index = 0
+        self._start_pts = 0
+        self._keyframe_times: list[float] | None = None
+        self._open()
+
+    # ----------------------------------------------------------------------------- setup
+    def _matrix(self, override: str | None) -> str:
+        if override is not None:
+            return canonical_matrix(override)
+        tagged = self.info.color_matrix
+        if tagged is None:
+            chosen = default_matrix(self.info.height, self.info.color_primaries)
+            self.assumptions.append(f"untagged matrix: assumed {chosen} ({self.info.height} lines)")
+            return chosen
+        try:
+            return canonical_matrix(tagged)
+        except ValueError:
+            raise UnsupportedFormatError(f"{self.path}: Y'CbCr matrix {tagged} is not supported") from None
+
+    def _range(self, override: str | None) -> str:
+        if override is not None:
+            return override
+        if self.info.color_range is None:
+            self.assumptions.append("untagged range: assumed limited")
+            return "limited"
+        return self.info.color_range
+
+    def _siting(self) -> str:
+        if self.info.chroma_subsampling in ("444", "400"):
+            return "left"
+        if self.info.chroma_location is None:
+            self.assumptions.append("chroma location not signalled: left (type 0, the H.264/HEVC default)")
+            return "left"
+        return self.info.chroma_location
+
+    def _open(self) -> None:
+        import av
+
+        self.close()
+        self._container = open_input(self.path)
+        stream = self._container.streams.video[0]
+        cc = stream.codec_context
+        cc.thread_type = "AUTO"
+        if self.threads != "auto":
+            cc.thread_count = int(self.threads)
+        self._stream = stream
+        self._time_base = Fraction(stream.time_base.numerator, stream.time_base.denominator)
+        self._start_pts = stream.start_time if stream.start_time is not None else 0
+        self._decoded = self._container.decode(stream)
+        self._pending = None
+        self._next_index = 0
+        self._av_error = av.FFmpegError
+
+    def close(self) -> None:
+        """Release the decoder and file."""
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+            self._decoded = None
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------------------- decoding
+    @property
+    def fps(self) -> Fraction:
+        return self.info.fps
+
+    def _time(self, av_frame: Any, fallback_index: int) -> float:
+        if av_frame.pts is None:
+            return float(fallback_index / self.info.fps)
+        return float((av_frame.pts - self._start_pts) * self._time_base)
+
+    def _decode_next(self, index_from_time: bool) -> Frame | None:
+        if self._decoded is None:
+            self._open()
+        try:
+            av_frame = next(self._decoded)  # type: ignore[arg-type]
+        except StopIteration:
+            return None
+        except self._av_error as error:
+            raise InputError(
+                f"{self.path}: decoding failed after frame {self._next_index - 1} ({error}); file damaged or truncated"
+            ) from None
+        time = self._time(av_frame, self._next_index)
+        index = max(0, round(time * self.info.fps)) if index_from_time else self._next_index
+        self._next_index = index + 1
+        return Frame(av_frame, index, time, self._converter, self._gray)
+
+    def read(self) -> Frame | None:
+        """The next frame from the current position, or ``None`` at the end."""
+        if self._pending is not None:
+            frame, self._pending = self._pending, None
+            self._next_index = frame.index + 1
+            return frame
+        return self._decode_next(index_from_time=False)
+
+    def __iter__(self) -> Iterator[Frame]:
+        return self.frames()
+
+    def _tolerance(self) -> float:
+        """Timestamp slack: container time bases round times (MKV: to 1 ms)."""
+        return min(1e-3, 0.25 / float(self.info.fps))
+
+    def frames(self, start: float = 0.0, end: float | None = None) -> Iterator[Frame]:
+        """Frames with ``start <= time < end`` (seconds; ``end=None``: to the end of the stream)."""
+        self.seek(start)
+        tol = self._tolerance()
+        while True:
+            frame = self.read()
+            if frame is None or (end is not None and frame.time >= end - tol):
+                return
+            yield frame
+
+    def _position(self) -> float:
+        """Time of the next frame :meth:`read` would return (approximate)."""
+        if self._pending is not None:
+            return self._pending.time
+        return float(self._next_index / self.info.fps)
+
+    def _keyframes(self) -> list[float]:
+        """Keyframe times from the container index (MP4/MKV); empty when there is none."""
+        if self._keyframe_times is None:
+            times: list[float] = []
+            try:
+                entries = self._stream.index_entries
+                times = sorted(
+                    float((e.timestamp - self._start_pts) * self._time_base) for e in entries if e.is_keyframe
+                )
+            except (AttributeError, TypeError):
+                times = []
+            self._keyframe_times = times
+        return self._keyframe_times
+
+    def _should_seek(self, target: float) -> bool:
+        """Seek (rather than decode forward) when going back or a keyframe lies between the position and ``target``."""
+        position = self._position()
+        if target < position - self._tolerance():
+            return True
+        keys = self._keyframes()
+        if not keys:
+            return target - position > 2.0
+        k = bisect.bisect_right(keys, target) - 1
+        return k >= 0 and keys[k] > position + 0.5 / float(self.info.fps)
+
+    def _demuxer_seek(self, seconds: float) -> None:
+        """Seek the demuxer to a keyframe at or before ``seconds``; backs off (or restarts) if it overshoots."""
+        tol = self._tolerance()
+        backoff = 0.0
+        while True:
+            target = seconds - backoff
+            if target <= tol:
+                self._open()
+                return
+            pts = self._start_pts + int(Fraction(target).limit_denominator(10**6) / self._time_base)
+            self._pending = None
+            try:
+                self._container.seek(pts, stream=self._stream, backward=True, any_frame=False)
+            except self._av_error:
+                self._open()
+                return
+            self._decoded = self._container.decode(self._stream)
+            first = self._decode_next(index_from_time=True)
+            if first is None or first.time <= seconds + tol:
+                self._pending = first
+                return
+            backoff = max(1.0, 2.0 * backoff)
+
+    def read_from(self, seconds: float) -> Frame | None:
+        """The first frame with ``time >= seconds`` (``None`` past the end), seeking when that is faster.
+
+        Frame-accurate: the demuxer seeks to a keyframe at or before ``seconds`` and decoding
+        continues forward from there.
+        """
+        seconds = max(0.0, float(seconds))
+        tol = self._tolerance()
+        if seconds <= tol:
+            if self._pending is not None:
+                at_start = self._pending.index == 0
+            else:
+                at_start = self._next_index == 0 and self._decoded is not None
+            if not at_start:
+                self._open()
+        elif self._should_seek(seconds):
+            self._demuxer_seek(seconds)
+        while True:
+            frame = self.read()
+            if frame is None or frame.time >= seconds - tol:
+                return frame
+
+    def seek(self, seconds: float) -> None:
+        """Position so that :meth:`read` returns the first frame with ``time >= seconds`` (frame-accurate)."""
+        self._pending = self.read_from(seconds)
+        if self._pending is None:
+            self._next_index = max(self._next_index, round(float(seconds) * self.info.fps))
+
+    def read_index(self, index: int) -> Frame:
+        """The frame with this index (``index / fps`` seconds); :class:`InputError` past the end or if missing."""
+        index = int(index)
+        if index < 0:
+            raise ValueError(f"frame index must be >= 0, got {index}")
+        frame = self.read_from(float(Fraction(index) / self.info.fps))
+        while frame is not None and frame.index < index:
+            frame = self.read()
+        if frame is None:
+            raise InputError(f"{self.path}: frame {index} is past the end of the video")
+        if frame.index != index:
+            self._pending = frame
+            raise InputError(f"{self.path}: frame {index} is missing (variable frame rate?)")
+        return frame
+
+    def read_at(self, targets: Sequence[int] | Sequence[float]) -> list[Frame]:
+        """Frames at the given indices (all ints) or times in seconds (floats: first frame at or after).
+
+        Returns them in the requested order (duplicates allowed). Targets are visited in
+        increasing order, seeking over long gaps. Raises :class:`InputError` for an index or
+        time past the end of the stream. Holds all returned frames in memory: for long lists,
+        call :meth:`read_index` / :meth:`read_from` in a loop instead.
+        """
+        items = list(targets)
+        by_index = all(isinstance(t, (int, np.integer)) for t in items)
+        found: dict[Any, Frame] = {}
+        for target in sorted(set(items)):
+            if by_index:
+                frame = self.read_index(int(target))
+            else:
+                frame = self.read_from(float(target))
+                if frame is None:
+                    raise InputError(f"{self.path}: time {target} s is past the end of the video")
+            found[target] = frame
+            self._pending = frame  # the same frame may serve the next target
+        self._pending = None
+        return [found[t] for t in items]

@@ -1,0 +1,1223 @@
+"""Temporal and spatial alignment of an HDR10 video and its SDR version (same title, different grade).
+
+The two versions rarely match frame for frame: one starts later, frame rates differ (23.976 / 24 / 25),
+sizes differ, one is letterboxed or pillarboxed, frames are missing. The SDR is a tone-mapped, regraded
+version of the same pictures, so nothing here compares intensities directly. Every comparison uses
+
+- **ordinal luma**: each frame's luma thumbnail (cropped to its active picture and resampled to a common
+  grid) is replaced by its ranks (ties averaged). Ranks do not change under any increasing tone curve, so a
+  PQ (SMPTE ST 2084) Y' and a tone-mapped BT.709 / BT.1886 Y' of the same picture give nearly the same ranks;
+- **structure**: the rank image minus its Gaussian blur (band-pass), zero mean, unit norm. The dot product of
+  two such vectors (a frame similarity in [-1, 1]) is high only for the same picture at the same position,
+  falls quickly with motion, and ignores the slow composition that different titles share (sky on top...).
+
+Temporal model. SDR frame ``i`` is shown at SDR time ``i / fps_sdr`` and HDR frame ``j`` at ``j / fps_hdr``
+(constant frame rates, times from each stream's first frame). SDR time ``t`` shows HDR time
+``ratio * t + offset_seconds``; ``ratio`` is 1 when both play at the same speed (25 fps "PAL speed-up"
+versions have ``ratio = 25/24``). Dropped or missing frames make the offset change by a frame: the mapping
+is stored as segments of SDR frames with their own offset, plus ranges of SDR frames with no HDR frame.
+
+1. Global search: for each candidate ratio, the SDR feature sequence is resampled onto the HDR frame grid and
+   cross-correlated with the HDR sequence over all offsets within ``max_offset_seconds`` (FFT over time,
+   summed over features, normalized by the overlap energies): the best peak gives ``ratio`` and a coarse
+   offset. Cost O(T log T) per feature for T frames.
+2. Local tracking: every SDR frame is compared with the HDR frames within +-K frames of the global line, and a
+   Viterbi path with a penalty per offset change follows dropped frames (O(T K^2), K = half a second).
+3. Sub-frame offsets (parabola through the similarities around the best frame) are pooled per segment of
+   constant offset, which rounds SDR frames of a different frame rate to the right HDR frame.
+4. Verification: an SDR frame whose similarity to its HDR frame is low is reported unmatched.
+
+Spatial model (pixel-edge coordinates: pixel ``(i, j)`` covers ``[i, i + 1) x [j, j + 1)``)::
+
+    x_hdr = scale_x * (x_sdr - px) + tx        y_hdr = scale_y * (y_sdr - py) + ty
+
+where ``(px, py, pw, ph) = sdr_picture`` is the SDR active picture (black bars excluded) and ``(tx, ty)``
+the HDR position of its top-left corner. Black bars are found on full-resolution row/column mean profiles
+over many frames (a dark scene is not a bar); the result is checked and refined by ECC registration
+(OpenCV ``findTransformECC``, affine) of rank-transformed full-resolution luma of a few matched frame pairs.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from datakit.errors import AlignmentError
+
+if TYPE_CHECKING:
+    from datakit.io.probe import VideoInfo
+    from datakit.pairs.analysis import Thumbnails
+
+__all__ = [
+    "MIN_CONFIDENCE",
+    "Alignment",
+    "Segment",
+    "SpatialAlignment",
+    "TemporalAlignment",
+    "align_pair",
+    "align_thumbnails",
+    "detect_active_area",
+    "frame_features",
+    "hdr_windows_for",
+    "refine_spatial",
+    "sparse_windows",
+]
+
+MIN_CONFIDENCE = 0.5
+"""Below this overall confidence :func:`align_pair` raises :class:`AlignmentError` (by default)."""
+
+GRID_WIDTH = 32  # feature grid width (height from the HDR picture aspect ratio)
+HIGHPASS_SIGMA = 1.5  # Gaussian removed from the rank image, in grid pixels
+SWITCH_PENALTY = 0.05  # Viterbi cost of an offset change (similarities are in [-1, 1])
+MIN_CONTRAST = 0.004
+MAX_BAR_LEVEL = 0.06  # Y' (normalized) above which a line is picture, never a black bar  # a frame whose thumbnail Y' standard deviation is below this carries no structure
+RATIO_MARGIN = 0.02  # a later ratio candidate must beat an earlier one by this much correlation
+_RATIO_TOLERANCE = 1e-6
+
+
+# ============================================================================================ small helpers
+
+
+def _smoothstep(x: float, lo: float, hi: float) -> float:
+    """0 below ``lo``, 1 above ``hi``, a smooth cubic ramp in between."""
+    t = min(max((x - lo) / (hi - lo), 0.0), 1.0)
+    return float(t * t * (3.0 - 2.0 * t))
+
+
+def _area_matrix(src_len: int, start: float, length: float, dst_len: int) -> np.ndarray:
+    """(dst_len, src_len) float32 weights averaging source pixels over ``[start, start + length)`` into
+    ``dst_len`` equal bins (pixel-edge coordinates; an area / box resampling, like ``cv2.INTER_AREA``)."""
+    edges = start + length * np.arange(dst_len + 1, dtype=np.float64) / dst_len
+    lo, hi = edges[:-1, None], edges[1:, None]
+    pix = np.arange(src_len, dtype=np.float64)[None, :]
+    overlap = np.clip(np.minimum(hi, pix + 1.0) - np.maximum(lo, pix), 0.0, None)
+    return (overlap / np.maximum(overlap.sum(axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def _gaussian_matrix(n: int, sigma: float) -> np.ndarray:
+    """(n, n) float32 Gaussian blur operator with renormalized (reflect-free) edges."""
+    x = np.arange(n, dtype=np.float64)
+    k = np.exp(-0.5 * ((x[:, None] - x[None, :]) / sigma) ** 2)
+    return (k / k.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def _rank_rows(x: np.ndarray) -> np.ndarray:
+    """Row-wise ranks of ``x`` (N, D) scaled to (0, 1), ties sharing their average rank; float32."""
+    n, d = x.shape
+    order = np.argsort(x, axis=1, kind="stable")
+    s = np.take_along_axis(x, order, axis=1)
+    pos = np.broadcast_to(np.arange(d), (n, d))
+    new = np.ones((n, d), bool)
+    new[:, 1:] = s[:, 1:] != s[:, :-1]
+    first = np.maximum.accumulate(np.where(new, pos, 0), axis=1)
+    last_flag = np.ones((n, d), bool)
+    last_flag[:, :-1] = new[:, 1:]
+    last = np.minimum.accumulate(np.where(last_flag, pos, d - 1)[:, ::-1], axis=1)[:, ::-1]
+    ranks = np.empty((n, d), np.float32)
+    np.put_along_axis(ranks, order, ((first + last) * 0.5 + 0.5) / d, axis=1)
+    return ranks
+
+
+def frame_features(grid: np.ndarray, sigma: float = HIGHPASS_SIGMA) -> tuple[np.ndarray, np.ndarray]:
+    """Tone-curve-invariant structure vectors of small luma images.
+
+    ``grid``: (N, h, w) float32 Y' (any monotonic encoding: PQ, BT.709, linear...). Each image is rank
+    transformed, its Gaussian blur (``sigma`` pixels) is subtracted, and the result is scaled to zero mean
+    and unit norm. Returns ``(features (N, h*w) float32, valid (N,) bool)``; images without structure (flat:
+    Y' standard deviation below ``MIN_CONTRAST``) get a zero vector and ``valid = False``. The dot product
+    of two features is a similarity in [-1, 1].
+    """
+    n, h, w = grid.shape
+    flat = grid.reshape(n, h * w).astype(np.float32, copy=False)
+    valid = flat.std(axis=1) >= MIN_CONTRAST
+    ranks = _rank_rows(flat).reshape(n, h, w)
+    gy, gx = _gaussian_matrix(h, sigma), _gaussian_matrix(w, sigma)
+    band = (ranks - gy @ ranks @ gx.T).reshape(n, h * w)
+    band -= band.mean(axis=1, keepdims=True)
+    norm = np.linalg.norm(band, axis=1)
+    valid &= norm > 1e-6
+    band /= np.where(valid, norm, 1.0)[:, None]
+    band[~valid] = 0.0
+    return band.astype(np.float32, copy=False), valid
+
+
+# ============================================================================================ black bars
+
+
+def detect_active_area(
+    row_profile: np.ndarray, col_profile: np.ndarray, quantile: float = 0.9
+) -> tuple[tuple[int, int, int, int], float]:
+    """Active picture ``(x, y, w, h)`` inside a frame from per-frame row/column mean Y' profiles.
+
+    ``row_profile`` (P, H) and ``col_profile`` (P, W): mean Y' of every full-resolution row / column on P
+    frames. Each line is summarized by a high quantile over the frames (a dark scene is dark only for a
+    while; bars are black in every frame), then lines brighter than the bar level plus 10 % of the picture
+    level (at least 0.01) are picture. Returns the box and a score in [0, 1] (how clearly the picture
+    stands out of the bars; 1 when there are no bars and the picture is not black). Lines brighter than
+    ``MAX_BAR_LEVEL`` are never bars.
+    """
+
+    def extent(profile: np.ndarray) -> tuple[int, int, float]:
+        stat = np.quantile(profile.astype(np.float64), quantile, axis=0)
+        bar = float(stat.min())
+        ref = float(np.quantile(stat, 0.75))
+        if bar > MAX_BAR_LEVEL:  # no line is dark enough to be a bar
+            return 0, stat.size, _smoothstep(ref, 0.01, 0.05)
+        threshold = bar + max(0.01, 0.1 * (ref - bar))
+        active = np.flatnonzero(stat > threshold)
+        if active.size == 0:
+            return 0, stat.size, 0.0
+        first, last = int(active[0]), int(active[-1])
+        clarity = _smoothstep(ref - bar, 0.01, 0.05)
+        return first, last + 1 - first, clarity
+
+    y, h, cy = extent(row_profile)
+    x, w, cx = extent(col_profile)
+    return (x, y, w, h), min(cx, cy)
+
+
+# ============================================================================================ results
+
+
+@dataclass(frozen=True)
+class Segment:
+    """SDR frames ``first..last`` (inclusive) whose HDR time is ``ratio * t + offset_seconds``."""
+
+    first: int
+    last: int
+    offset_seconds: float
+
+
+@dataclass(frozen=True)
+class TemporalAlignment:
+    """Which HDR frame each SDR frame shows (see the module doc for the model).
+
+    ``offset_seconds`` is the offset of the longest segment; ``segments`` hold every offset change (dropped or
+    missing frames); ``unmatched`` lists inclusive ranges of SDR frames that have no HDR frame (content missing
+    from the HDR, or outside it). ``similarity`` is the median similarity of matched frame pairs (structure
+    vectors, in [-1, 1]).
+    """
+
+    offset_seconds: float
+    ratio: float
+    fps_hdr: Fraction
+    fps_sdr: Fraction
+    confidence: float
+    segments: tuple[Segment, ...] = ()
+    unmatched: tuple[tuple[int, int], ...] = ()
+    hdr_frame_count: int | None = None
+    sdr_frame_count: int | None = None
+    similarity: float = 0.0
+    peak_z: float | None = None
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def offset_frames(self) -> int | None:
+        """SDR frame ``i`` shows HDR frame ``i + offset_frames``; ``None`` unless both play at the same rate."""
+        if self.fps_hdr != self.fps_sdr or abs(self.ratio - 1.0) > _RATIO_TOLERANCE:
+            return None
+        return round(self.offset_seconds * float(self.fps_hdr))
+
+    def _segment_for(self, sdr_index: int) -> Segment | None:
+        if not self.segments:
+            return None
+        firsts = [s.first for s in self.segments]
+        k = int(np.searchsorted(firsts, sdr_index, side="right")) - 1
+        return self.segments[max(k, 0)]
+
+    def hdr_time_for(self, sdr_index: int) -> float:
+        """HDR time in seconds (fractional) shown by SDR frame ``sdr_index``."""
+        segment = self._segment_for(sdr_index)
+        offset = segment.offset_seconds if segment is not None else self.offset_seconds
+        return self.ratio * sdr_index / float(self.fps_sdr) + offset
+
+    def hdr_index_for(self, sdr_index: int) -> int | None:
+        """The HDR frame nearest to what SDR frame ``sdr_index`` shows, or ``None``: no HDR frame within half a
+        frame (the SDR frame is unmatched, or its time falls outside the HDR stream)."""
+        sdr_index = int(sdr_index)
+        if sdr_index < 0 or (self.sdr_frame_count is not None and sdr_index >= self.sdr_frame_count):
+            return None
+        for first, last in self.unmatched:
+            if first <= sdr_index <= last:
+                return None
+        j = math.floor(self.hdr_time_for(sdr_index) * float(self.fps_hdr) + 0.5)
+        if j < 0 or (self.hdr_frame_count is not None and j >= self.hdr_frame_count):
+            return None
+        return j
+
+    def hdr_indices_for(self, sdr_indices: Sequence[int]) -> list[int | None]:
+        """:meth:`hdr_index_for` of several SDR frames."""
+        return [self.hdr_index_for(i) for i in sdr_indices]
+
+
+@dataclass(frozen=True)
+class SpatialAlignment:
+    """Where the SDR picture lands on the HDR frame (pixel-edge coordinates, see the module doc).
+
+    ``sdr_picture`` / ``hdr_picture``: active areas ``[x, y, w, h]`` (black bars excluded) of the SDR and HDR
+    frames; ``scale_x``/``scale_y``: HDR pixels per SDR pixel; ``tx``/``ty``: HDR position of the SDR picture's
+    top-left corner. ``refined``: checked by registration of full-resolution frames (``residual`` = largest
+    corner disagreement between the black-bar geometry and the registration, in HDR pixels).
+    """
+
+    sdr_size: tuple[int, int]
+    hdr_size: tuple[int, int]
+    sdr_picture: tuple[int, int, int, int]
+    hdr_picture: tuple[int, int, int, int]
+    scale_x: float
+    scale_y: float
+    tx: float
+    ty: float
+    confidence: float
+    refined: bool = False
+    residual: float | None = None
+    correlation: float | None = None
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def scale(self) -> float:
+        """HDR pixels per SDR pixel (mean of the two axes)."""
+        return 0.5 * (self.scale_x + self.scale_y)
+
+    @property
+    def translation(self) -> tuple[float, float]:
+        return (self.tx, self.ty)
+
+    def sdr_to_hdr(self, x: np.ndarray | float, y: np.ndarray | float) -> tuple[Any, Any]:
+        """SDR frame coordinates -> HDR frame coordinates (pixel edges)."""
+        px, py = self.sdr_picture[:2]
+        return self.scale_x * (np.asarray(x) - px) + self.tx, self.scale_y * (np.asarray(y) - py) + self.ty
+
+    def hdr_to_sdr(self, x: np.ndarray | float, y: np.ndarray | float) -> tuple[Any, Any]:
+        """HDR frame coordinates -> SDR frame coordinates (pixel edges)."""
+        px, py = self.sdr_picture[:2]
+        return (np.asarray(x) - self.tx) / self.scale_x + px, (np.asarray(y) - self.ty) / self.scale_y + py
+
+    def matrix_sdr_to_hdr(self) -> np.ndarray:
+        """2x3 float64 affine taking SDR pixel centres to HDR pixel centres (OpenCV convention)."""
+        px, py = self.sdr_picture[:2]
+        sx, sy = self.scale_x, self.scale_y
+        return np.array(
+            [[sx, 0.0, sx * (0.5 - px) + self.tx - 0.5], [0.0, sy, sy * (0.5 - py) + self.ty - 0.5]], np.float64
+        )
+
+    def matrix_hdr_to_sdr(self) -> np.ndarray:
+        """2x3 float64 affine taking HDR pixel centres to SDR pixel centres (OpenCV convention)."""
+        px, py = self.sdr_picture[:2]
+        sx, sy = self.scale_x, self.scale_y
+        return np.array(
+            [[1 / sx, 0.0, (0.5 - self.tx) / sx + px - 0.5], [0.0, 1 / sy, (0.5 - self.ty) / sy + py - 0.5]],
+            np.float64,
+        )
+
+    def is_identity(self, tolerance: float = 0.01) -> bool:
+        """Same size and geometry: SDR pixel (i, j) is HDR pixel (i, j) (within ``tolerance`` pixels)."""
+        m = self.matrix_sdr_to_hdr()
+        w, h = self.hdr_size
+        return self.sdr_size == self.hdr_size and bool(
+            np.all(np.abs(m - np.eye(2, 3)) * np.array([w, h, 1.0]) < tolerance)
+        )
+
+    def valid_hdr_box(self, hdr_w: int | None = None, hdr_h: int | None = None) -> list[int]:
+        """``[x, y, w, h]``: the HDR pixels covered by both the HDR active picture and the mapped SDR picture."""
+        hdr_w = hdr_w or self.hdr_size[0]
+        hdr_h = hdr_h or self.hdr_size[1]
+        px, py, pw, ph = self.sdr_picture
+        x0, y0 = self.sdr_to_hdr(px, py)
+        x1, y1 = self.sdr_to_hdr(px + pw, py + ph)
+        hx, hy, hw, hh = self.hdr_picture
+        eps = 1e-3
+        left = max(math.ceil(float(x0) - eps), hx, 0)
+        top = max(math.ceil(float(y0) - eps), hy, 0)
+        right = min(math.floor(float(x1) + eps), hx + hw, hdr_w)
+        bottom = min(math.floor(float(y1) + eps), hy + hh, hdr_h)
+        return [int(left), int(top), int(max(right - left, 0)), int(max(bottom - top, 0))]
+
+    def sdr_to_hdr_grid(self, sdr: np.ndarray, hdr_w: int | None = None, hdr_h: int | None = None) -> np.ndarray:
+        """Resample an SDR frame ``(Hs, Ws[, C])`` (any dtype OpenCV warps: uint8 BT.709 R'G'B', float32...)
+        onto the HDR pixel grid ``(hdr_h, hdr_w[, C])``, same dtype.
+
+        Resampling is bicubic on the stored (non-linear) signal, after an area pre-filter when the SDR is
+        larger than the HDR; pixels outside the SDR picture replicate its edge (use :meth:`valid_hdr_box`).
+        An identity geometry returns the frame unchanged.
+        """
+        import cv2
+
+        hdr_w = hdr_w or self.hdr_size[0]
+        hdr_h = hdr_h or self.hdr_size[1]
+        if self.is_identity() and sdr.shape[:2] == (hdr_h, hdr_w):
+            return sdr
+        m = np.vstack([self.matrix_hdr_to_sdr(), [0.0, 0.0, 1.0]])
+        src = sdr
+        if self.scale_x < 0.999 or self.scale_y < 0.999:  # shrinking: area pre-filter, then warp
+            fx, fy = min(self.scale_x, 1.0), min(self.scale_y, 1.0)
+            size = (max(1, round(sdr.shape[1] * fx)), max(1, round(sdr.shape[0] * fy)))
+            src = cv2.resize(sdr, size, interpolation=cv2.INTER_AREA)
+            kx, ky = size[0] / sdr.shape[1], size[1] / sdr.shape[0]
+            to_small = np.array([[kx, 0, 0.5 * kx - 0.5], [0, ky, 0.5 * ky - 0.5], [0, 0, 1.0]])
+            m = to_small @ m
+        return cv2.warpAffine(
+            src, m[:2], (hdr_w, hdr_h), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE
+        )
+
+    def clip_confidence(self, hdr_clip: np.ndarray, sdr_clip: np.ndarray, valid: Sequence[int] | None = None) -> float:
+        """How well aligned SDR frames match their HDR frames, in [0, 1] (the worst frame counts).
+
+        ``hdr_clip``: (T, H, W, 3) HDR R'G'B' (uint16 = round(rgb_pq * 65535), or float32 rgb_pq);
+        ``sdr_clip``: (T, H, W, 3) SDR R'G'B' already on the HDR grid (uint8 = round(rgb_sdr * 255), or float32);
+        ``valid``: ``[x, y, w, h]`` region compared (default: :meth:`valid_hdr_box`). Luma is Y' with the
+        BT.2020 (HDR) and BT.709 (SDR) weights; similarity = structure-vector dot product at about 160 px wide.
+        """
+        x, y, w, h = valid if valid is not None else self.valid_hdr_box()
+        if w < 8 or h < 8:
+            return 0.0
+        sims = _pair_similarity(
+            _luma_of(np.asarray(hdr_clip)[:, y : y + h, x : x + w], "bt2020"),
+            _luma_of(np.asarray(sdr_clip)[:, y : y + h, x : x + w], "bt709"),
+            width=160,
+        )
+        return _similarity_confidence(float(np.min(sims)))
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """Temporal + spatial alignment of one HDR10/SDR pair; ``confidence`` in [0, 1] (the weaker of the two)."""
+
+    temporal: TemporalAlignment
+    spatial: SpatialAlignment
+    confidence: float
+    reasons: tuple[str, ...] = field(default=())
+
+    @property
+    def offset_frames(self) -> int | None:
+        return self.temporal.offset_frames
+
+    @property
+    def offset_seconds(self) -> float:
+        return self.temporal.offset_seconds
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (ints, floats, lists); :meth:`from_dict` rebuilds the alignment from it."""
+        t, s = self.temporal, self.spatial
+        return {
+            "offset_frames": t.offset_frames,
+            "offset_seconds": round(t.offset_seconds, 6),
+            "ratio": t.ratio,
+            "fps_hdr": float(t.fps_hdr),
+            "fps_sdr": float(t.fps_sdr),
+            "fps_hdr_fraction": [t.fps_hdr.numerator, t.fps_hdr.denominator],
+            "fps_sdr_fraction": [t.fps_sdr.numerator, t.fps_sdr.denominator],
+            "sdr_picture": list(s.sdr_picture),
+            "hdr_picture": list(s.hdr_picture),
+            "sdr_size": list(s.sdr_size),
+            "hdr_size": list(s.hdr_size),
+            "scale": round(s.scale, 6),
+            "scale_xy": [round(s.scale_x, 6), round(s.scale_y, 6)],
+            "translation": [round(s.tx, 4), round(s.ty, 4)],
+            "valid_hdr_box": s.valid_hdr_box(),
+            "confidence": round(self.confidence, 4),
+            "temporal_confidence": round(t.confidence, 4),
+            "spatial_confidence": round(s.confidence, 4),
+            "similarity": round(t.similarity, 4),
+            "peak_z": None if t.peak_z is None else round(t.peak_z, 2),
+            "spatial_refined": s.refined,
+            "spatial_residual": None if s.residual is None else round(s.residual, 3),
+            "segments": [[g.first, g.last, round(g.offset_seconds, 6)] for g in t.segments],
+            "unmatched": [list(r) for r in t.unmatched],
+            "hdr_frame_count": t.hdr_frame_count,
+            "sdr_frame_count": t.sdr_frame_count,
+            "reasons": list(self.reasons),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Alignment:
+        """Inverse of :meth:`to_dict` (the mapping is rebuilt from ``segments`` and ``unmatched``)."""
+        temporal = TemporalAlignment(
+            offset_seconds=float(data["offset_seconds"]),
+            ratio=float(data["ratio"]),
+            fps_hdr=Fraction(*data["fps_hdr_fraction"]),
+            fps_sdr=Fraction(*data["fps_sdr_fraction"]),
+            confidence=float(data["temporal_confidence"]),
+            segments=tuple(Segment(int(a), int(b), float(c)) for a, b, c in data["segments"]),
+            unmatched=tuple((int(a), int(b)) for a, b in data["unmatched"]),
+            hdr_frame_count=data.get("hdr_frame_count"),
+            sdr_frame_count=data.get("sdr_frame_count"),
+            similarity=float(data.get("similarity", 0.0)),
+            peak_z=data.get("peak_z"),
+        )
+        sx, sy = data["scale_xy"]
+        spatial = SpatialAlignment(
+            sdr_size=tuple(data["sdr_size"]),  # type: ignore[arg-type]
+            hdr_size=tuple(data["hdr_size"]),  # type: ignore[arg-type]
+            sdr_picture=tuple(data["sdr_picture"]),  # type: ignore[arg-type]
+            hdr_picture=tuple(data["hdr_picture"]),  # type: ignore[arg-type]
+            scale_x=float(sx),
+            scale_y=float(sy),
+            tx=float(data["translation"][0]),
+            ty=float(data["translation"][1]),
+            confidence=float(data["spatial_confidence"]),
+            refined=bool(data.get("spatial_refined", False)),
+            residual=data.get("spatial_residual"),
+        )
+        return cls(temporal, spatial, float(data["confidence"]), tuple(data.get("reasons", ())))
+
+
+# ============================================================================================ features
+
+
+def _similarity_confidence(similarity: float) -> float:
+    """Map a median structure similarity to [0, 1]: same pictures score about 0.7-0.95 whatever the grade,
+    different pictures about 0-0.25."""
+    return _smoothstep(similarity, 0.3, 0.55)
+
+
+def _luma_of(rgb: np.ndarray, primaries: str) -> np.ndarray:
+    """Y' (non-constant luminance, weights of ``primaries``) of R'G'B' ``(..., 3)`` as float32 in [0, 1]."""
+    from datakit.color.gamut import luminance_weights
+
+    scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(rgb.dtype, 1.0)
+    weights = (luminance_weights(primaries) / scale).astype(np.float32)
+    return rgb.astype(np.float32, copy=False) @ weights
+
+
+def _pair_similarity(a: np.ndarray, b: np.ndarray, width: int) -> np.ndarray:
+    """Per-frame structure similarity of two aligned luma stacks ``(T, H, W)`` compared at ``width`` pixels."""
+    t, h, w = a.shape
+    gw = max(8, min(width, w))
+    gh = max(4, round(h * gw / w))
+    ry, rx = _area_matrix(h, 0.0, h, gh), _area_matrix(w, 0.0, w, gw)
+    fa, va = frame_features(ry @ a.astype(np.float32) @ rx.T)
+    fb, vb = frame_features(ry @ b.astype(np.float32) @ rx.T)
+    return np.where(va & vb, np.sum(fa * fb, axis=1), 0.0)
+
+
+def _thumb_grid(thumbs: Thumbnails, area: tuple[int, int, int, int], gw: int, gh: int) -> np.ndarray:
+    """Crop the full-resolution ``area`` out of the luma thumbnails and area-resample it to (N, gh, gw)."""
+    tw, th = thumbs.thumb_size
+    fw, fh = thumbs.frame_size
+    x, y, w, h = area
+    ry = _area_matrix(th, y * th / fh, h * th / fh, gh)
+    rx = _area_matrix(tw, x * tw / fw, w * tw / fw, gw)
+    out = np.empty((thumbs.count, gh, gw), np.float32)
+    for start in range(0, thumbs.count, 4096):
+        out[start : start + 4096] = ry @ thumbs.luma[start : start + 4096] @ rx.T
+    return out
+
+
+def _grid_size(hdr_area: tuple[int, int, int, int], thumbs: Sequence[tuple[Thumbnails, tuple]]) -> tuple[int, int]:
+    """Feature grid (width, height): at most GRID_WIDTH wide, no finer than any thumbnail's picture area."""
+    widths = [GRID_WIDTH]
+    for t, area in thumbs:
+        widths.append(int(area[2] * t.thumb_size[0] / t.frame_size[0]))
+        heights = area[3] * t.thumb_size[1] / t.frame_size[1]
+        widths.append(int(heights * hdr_area[2] / max(hdr_area[3], 1)))
+    gw = max(8, min(widths))
+    gh = max(4, round(gw * hdr_area[3] / max(hdr_area[2], 1)))
+    return gw, gh
+
+
+# ============================================================================================ temporal search
+
+
+def _next_pow2(n: int) -> int:
+    return 1 << max(0, int(n - 1).bit_length())
+
+
+def _resample_to_grid(
+    positions: np.ndarray, feats: np.ndarray, valid: np.ndarray, max_gap: float
+) -> tuple[int, np.ndarray, np.ndarray]:
+    """Linear interpolation of per-frame features at increasing fractional ``positions`` onto the integer grid.
+
+    Returns ``(origin, values (L, D), mask (L,))``: grid point ``origin + k`` holds ``values[k]``; points
+    between frames further apart than ``max_gap`` or next to an invalid frame are masked out.
+    """
+    g0, g1 = math.ceil(positions[0] - 1e-9), math.floor(positions[-1] + 1e-9)
+    grid = np.arange(g0, g1 + 1, dtype=np.float64)
+    if len(positions) == 1 or grid.size == 0:
+        values = np.zeros((max(grid.size, 1), feats.shape[1]), np.float32)
+        mask = np.zeros(max(grid.size, 1), np.float32)
+        if grid.size:
+            values[0], mask[0] = feats[0], float(valid[0])
+        return g0, values, mask
+    right = np.clip(np.searchsorted(positions, grid - 1e-9, side="left"), 1, len(positions) - 1)
+    left = right - 1
+    span = positions[right] - positions[left]
+    weight = np.clip((grid - positions[left]) / np.maximum(span, 1e-12), 0.0, 1.0).astype(np.float32)
+    ok = (span <= max_gap) & valid[left] & valid[right]
+    values = (1.0 - weight)[:, None] * feats[left] + weight[:, None] * feats[right]
+    values[~ok] = 0.0
+    return g0, values.astype(np.float32, copy=False), ok.astype(np.float32)
+
+
+def _xcorr(a: np.ndarray, b: np.ndarray, n: int, chunk: int = 64) -> np.ndarray:
+    """``c[lag] = sum_g <a[g + lag], b[g]>`` for all lags (circular, length ``n``); a (La, D), b (Lb, D)."""
+    acc = np.zeros(n // 2 + 1, np.complex128)
+    for d in range(0, a.shape[1], chunk):
+        fa = np.fft.rfft(a[:, d : d + chunk], n=n, axis=0)
+        fb = np.fft.rfft(b[:, d : d + chunk], n=n, axis=0)
+        acc += np.sum(fa * np.conj(fb), axis=1)
+    return np.fft.irfft(acc, n=n)
+
+
+@dataclass
+class _Peak:
+    ratio: float
+    offset_frames: float  # HDR frames (fractional)
+    score: float
+    z: float | None
+
+
+def _global_search(
+    hdr_pos: np.ndarray,
+    hdr_feats: np.ndarray,
+    hdr_valid: np.ndarray,
+    sdr_times: np.ndarray,
+    sdr_feats: np.ndarray,
+    sdr_valid: np.ndarray,
+    fps_hdr: float,
+    fps_sdr: float,
+    ratios: Sequence[float],
+    max_offset_frames: float,
+) -> _Peak:
+    """Best (ratio, offset) by normalized FFT cross-correlation of the feature sequences on the HDR frame grid."""
+    a0 = int(hdr_pos[0])
+    la = int(hdr_pos[-1]) - a0 + 1
+    a = np.zeros((la, hdr_feats.shape[1]), np.float32)
+    ma = np.zeros(la, np.float32)
+    a[hdr_pos - a0] = hdr_feats
+    ma[hdr_pos - a0] = hdr_valid
+    best: _Peak | None = None
+    for ratio in ratios:
+        u = ratio * sdr_times * fps_hdr
+        spacing = ratio * fps_hdr / fps_sdr
+        b0, b, mb = _resample_to_grid(u, sdr_feats, sdr_valid, max_gap=1.6 * max(spacing, 1.0))
+        nb = float(mb.sum())
+        if nb < 4 or ma.sum() < 4:
+            continue
+        n = _next_pow2(la + b.shape[0] + 1)
+        c = _xcorr(a, b, n)
+        energy_a = _xcorr((a * a).sum(axis=1, keepdims=True), mb[:, None], n)
+        energy_b = _xcorr(ma[:, None], (b * b).sum(axis=1, keepdims=True), n)
+        overlap = _xcorr(ma[:, None], mb[:, None], n)
+        # lag L <-> HDR index = SDR grid position + off, off = L + a0 - b0
+        lo = math.floor(-max_offset_frames) - 1
+        hi = math.ceil(max_offset_frames) + 1
+        offs = np.arange(lo, hi + 1)
+        lags = (offs - a0 + b0) % n
+        with np.errstate(invalid="ignore", divide="ignore"):
+            score = c[lags] / np.sqrt(np.maximum(energy_a[lags] * energy_b[lags], 1e-12))
+        min_overlap = max(6.0, 0.3 * min(nb, float(ma.sum())))
+        score = np.where(overlap[lags] >= min_overlap - 0.5, score, np.nan)
+        score = np.where(np.abs(offs) <= max_offset_frames + 0.5, score, np.nan)
+        if not np.any(np.isfinite(score)):
+            continue
+        k = int(np.nanargmax(score))
+        peak = float(score[k])
+        frac = 0.0
+        if 0 < k < len(score) - 1 and np.isfinite(score[k - 1]) and np.isfinite(score[k + 1]):
+            den = score[k - 1] - 2 * peak + score[k + 1]
+            if den < 0:
+                frac = float(np.clip(0.5 * (score[k - 1] - score[k + 1]) / den, -0.5, 0.5))
+        far = np.abs(offs - offs[k]) > max(3.0, 0.5 * fps_hdr)
+        null = score[far & np.isfinite(score)]
+        z = None
+        if null.size >= 8:
+            med = float(np.median(null))
+            mad = float(np.median(np.abs(null - med))) * 1.4826
+            z = (peak - med) / max(mad, 0.01)
+        if best is None or peak > best.score + RATIO_MARGIN:  # earlier (simpler) ratios win near-ties
+            best = _Peak(float(ratio), float(offs[k]) + frac, peak, z)
+    if best is None:
+        raise AlignmentError("the HDR and SDR streams do not overlap enough to be aligned (too few frames)")
+    return best
+
+
+def _viterbi(score: np.ndarray, reset: np.ndarray, penalty: float) -> np.ndarray:
+    """Best state path maximizing ``sum score[m, k_m] - penalty * |k_m - k_{m-1}|``; ``reset[m]``: no
+    transition cost into frame m (a gap in the sequence). score (M, S) -> path (M,) int."""
+    m_count, s_count = score.shape
+    states = np.arange(s_count)
+    cost = penalty * np.abs(states[:, None] - states[None, :])  # [to, from]
+    back = np.zeros((m_count, s_count), np.int32)
+    total = score[0].astype(np.float64)
+    for m in range(1, m_count):
+        if reset[m]:
+            back[m] = int(np.argmax(total))
+            total = total.max() + score[m]
+            continue
+        cand = total[None, :] - cost
+        back[m] = np.argmax(cand, axis=1)
+        total = cand[states, back[m]] + score[m]
+    path = np.empty(m_count, np.int64)
+    path[-1] = int(np.argmax(total))
+    for m in range(m_count - 1, 0, -1):
+        path[m - 1] = back[m, path[m]]
+    return path
+
+
+def _running_median(x: np.ndarray, width: int) -> np.ndarray:
+    """NaN-aware centred running median (NaN where the whole window is NaN)."""
+    half = width // 2
+    padded = np.concatenate([np.full(half, np.nan), x, np.full(half, np.nan)])
+    windows = np.lib.stride_tricks.sliding_window_view(padded, width)
+    out = np.full(x.shape, np.nan)
+    has = np.any(np.isfinite(windows), axis=1)
+    if np.any(has):
+        out[has] = np.nanmedian(windows[has], axis=1)
+    return out
+
+
+def _ranges(mask_indices: np.ndarray) -> list[tuple[int, int]]:
+    """Inclusive runs of consecutive integers."""
+    if mask_indices.size == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(mask_indices) != 1)
+    starts = np.concatenate([[0], breaks + 1])
+    ends = np.concatenate([breaks, [mask_indices.size - 1]])
+    return [(int(mask_indices[s]), int(mask_indices[e])) for s, e in zip(starts, ends, strict=True)]
+
+
+@dataclass
+class _Track:
+    hdr_index: np.ndarray  # (M,) int64, -1 = unmatched
+    offsets: np.ndarray  # (M,) float64 offset in HDR frames of each SDR frame's segment
+    similarity: np.ndarray  # (M,) similarity with the chosen HDR frame
+    segment_id: np.ndarray  # (M,) int
+
+
+def _track(
+    hdr_index: np.ndarray,
+    hdr_feats: np.ndarray,
+    sdr_index: np.ndarray,
+    sdr_feats: np.ndarray,
+    sdr_valid: np.ndarray,
+    base: np.ndarray,
+    hdr_count: int,
+    radius: int,
+) -> _Track:
+    """Per-SDR-frame HDR frames around the line ``base`` (fractional HDR positions): Viterbi + sub-frame pooling."""
+    m_count = sdr_index.size
+    ks = np.arange(-radius, radius + 1)
+    lut = np.full(int(hdr_index.max()) + 2, -1, np.int64)
+    lut[hdr_index] = np.arange(hdr_index.size)
+    cand = np.floor(base[:, None] + ks[None, :] + 0.5).astype(np.int64)
+    inside = (cand >= 0) & (cand < lut.size - 1) & (cand < hdr_count)
+    rows = np.where(inside, lut[np.clip(cand, 0, lut.size - 1)], -1)
+    score = np.full((m_count, ks.size), -1.0, np.float32)
+    for s in range(0, m_count, 2048):
+        r = rows[s : s + 2048]
+        f = hdr_feats[np.maximum(r, 0)]  # (n, K, D)
+        sim = np.einsum("nd,nkd->nk", sdr_feats[s : s + 2048], f)
+        score[s : s + 2048] = np.where(r >= 0, sim, -1.0)
+    reset = np.concatenate([[True], np.diff(sdr_index) != 1])
+    path = _viterbi(score, reset, SWITCH_PENALTY)
+
+    # sub-frame position: best of the three states around the path, then a parabola through its neighbours
+    idx = np.arange(m_count)
+    around = np.clip(path[:, None] + np.array([-1, 0, 1])[None, :], 0, ks.size - 1)
+    local = score[idx[:, None], around]
+    peak = np.clip(path + np.argmax(local, axis=1) - 1, 1, ks.size - 2)
+    s_m, s_0, s_p = score[idx, peak - 1], score[idx, peak], score[idx, peak + 1]
+    den = s_m - 2 * s_0 + s_p
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frac = np.where(den < -1e-6, 0.5 * (s_m - s_p) / den, 0.0)
+    frac = np.clip(frac, -0.5, 0.5)
+    usable = sdr_valid & (s_0 > -0.5) & (s_m > -0.5) & (s_p > -0.5)
+    position = cand[idx, peak] + frac
+    residual = np.where(usable, position - base, np.nan)
+
+    # segments of constant offset: breaks where the running median jumps, or at gaps in the SDR sequence
+    smooth = np.full(m_count, np.nan)
+    run_starts = np.flatnonzero(reset)
+    run_ends = np.concatenate([run_starts[1:], [m_count]])
+    for a, b in zip(run_starts, run_ends, strict=True):
+        smooth[a:b] = _running_median(residual[a:b], 9)
+    # fill frames without a usable estimate from their run neighbours (path offset as the last resort)
+    fallback = (cand[idx, path] - base).astype(np.float64)
+    smooth = np.where(np.isfinite(smooth), smooth, fallback)
+    jump = np.abs(np.diff(smooth)) > 0.45
+    segment_id = np.concatenate([[0], np.cumsum(reset[1:] | jump)])
+    offsets = np.empty(m_count)
+    for seg in range(int(segment_id[-1]) + 1):
+        members = segment_id == seg
+        vals = residual[members]
+        vals = vals[np.isfinite(vals)]
+        offsets[members] = np.median(vals) if vals.size else np.median(smooth[members])
+    chosen = np.floor(base + offsets + 0.5).astype(np.int64)
+    ok = (chosen >= 0) & (chosen < hdr_count)
+    rows_c = np.where(ok & (chosen < lut.size - 1), lut[np.clip(chosen, 0, lut.size - 1)], -1)
+    sim = np.where(rows_c >= 0, np.einsum("nd,nd->n", sdr_feats, hdr_feats[np.maximum(rows_c, 0)]), np.nan)
+    hdr_chosen = np.where(ok, chosen, -1)
+    return _Track(hdr_chosen, offsets, sim, segment_id)
+
+
+def _ratio_candidates(fps_hdr: Fraction, fps_sdr: Fraction) -> list[float]:
+    """Same speed, the frame-rate ratio (PAL speed-up / 1000/1001 re-timing), and 1000/1001 drifts."""
+    out: list[float] = []
+    for r in (1.0, float(fps_sdr / fps_hdr), 1001 / 1000, 1000 / 1001):
+        if all(abs(r - o) > _RATIO_TOLERANCE for o in out):
+            out.append(r)
+    return out
+
+
+# ============================================================================================ alignment
+
+
+def _picture_areas(
+    thumbs_hdr: Thumbnails, thumbs_sdr: Thumbnails
+) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int], float]:
+    hdr_area, hdr_clear = detect_active_area(thumbs_hdr.row_profile, thumbs_hdr.col_profile)
+    sdr_area, sdr_clear = detect_active_area(thumbs_sdr.row_profile, thumbs_sdr.col_profile)
+    return hdr_area, sdr_area, min(hdr_clear, sdr_clear)
+
+
+def _initial_spatial(
+    thumbs_hdr: Thumbnails, thumbs_sdr: Thumbnails, hdr_area: tuple, sdr_area: tuple, clarity: float
+) -> SpatialAlignment:
+    """Geometry from the black bars alone: the SDR active picture covers the HDR active picture."""
+    reasons = []
+    sx, sy = hdr_area[2] / sdr_area[2], hdr_area[3] / sdr_area[3]
+    if abs(sx / sy - 1.0) > 0.02:
+        reasons.append(
+            f"SDR picture {sdr_area[2]}x{sdr_area[3]} and HDR picture {hdr_area[2]}x{hdr_area[3]} have different "
+            f"aspect ratios (cropped version, or subtitles in the bars?)"
+        )
+    if clarity < 0.5:
+        reasons.append("the frames are too dark to find black bars reliably")
+    return SpatialAlignment(
+        sdr_size=thumbs_sdr.frame_size,
+        hdr_size=thumbs_hdr.frame_size,
+        sdr_picture=tuple(int(v) for v in sdr_area),  # type: ignore[arg-type]
+        hdr_picture=tuple(int(v) for v in hdr_area),  # type: ignore[arg-type]
+        scale_x=sx,
+        scale_y=sy,
+        tx=float(hdr_area[0]),
+        ty=float(hdr_area[1]),
+        confidence=clarity,
+        reasons=tuple(reasons),
+    )
+
+
+@dataclass
+class _Matches:
+    """Per analysed SDR frame: its HDR frame (-1 none) and similarity; used to pick frames for refinement."""
+
+    sdr_index: np.ndarray
+    hdr_index: np.ndarray
+    similarity: np.ndarray
+    contrast: np.ndarray
+
+
+def align_thumbnails(
+    thumbs_hdr: Thumbnails,
+    thumbs_sdr: Thumbnails,
+    *,
+    max_offset_seconds: float = 10.0,
+    hdr_frame_count: int | None = None,
+    sdr_frame_count: int | None = None,
+) -> tuple[Alignment, _Matches]:
+    """Align two streams from their analysis-pass summaries (no decoding); the geometry is the black-bar one.
+
+    ``thumbs_*`` may cover whole streams or time windows (see :func:`hdr_windows_for`). Frame counts bound the
+    mapping (default: the last summarized frame when a whole stream was summarized). Returns the alignment and
+    the per-frame matches (for :func:`align_pair`'s spatial refinement).
+    """
+    fps_h, fps_s = thumbs_hdr.fps, thumbs_sdr.fps
+    if hdr_frame_count is None and thumbs_hdr.windows is None:
+        hdr_frame_count = int(thumbs_hdr.indices[-1]) + 1
+    if sdr_frame_count is None and thumbs_sdr.windows is None:
+        sdr_frame_count = int(thumbs_sdr.indices[-1]) + 1
+
+    hdr_area, sdr_area, clarity = _picture_areas(thumbs_hdr, thumbs_sdr)
+    spatial = _initial_spatial(thumbs_hdr, thumbs_sdr, hdr_area, sdr_area, clarity)
+    gw, gh = _grid_size(hdr_area, [(thumbs_hdr, hdr_area), (thumbs_sdr, sdr_area)])
+    grid_h = _thumb_grid(thumbs_hdr, hdr_area, gw, gh)
+    grid_s = _thumb_grid(thumbs_sdr, sdr_area, gw, gh)
+    feat_h, valid_h = frame_features(grid_h)
+    feat_s, valid_s = frame_features(grid_s)
+    contrast_s = grid_s.reshape(grid_s.shape[0], -1).std(axis=1)
+
+    reasons: list[str] = []
+    if valid_h.sum() < 4 or valid_s.sum() < 4:
+        raise AlignmentError("too few frames with picture content (black or flat video?) to align the pair")
+    sdr_times = thumbs_sdr.indices / float(fps_s)
+    peak = _global_search(
+        thumbs_hdr.indices,
+        feat_h,
+        valid_h,
+        sdr_times,
+        feat_s,
+        valid_s,
+        float(fps_h),
+        float(fps_s),
+        _ratio_candidates(fps_h, fps_s),
+        max_offset_seconds * float(fps_h),
+    )
+    base = peak.ratio * sdr_times * float(fps_h)
+    count_h = hdr_frame_count if hdr_frame_count is not None else int(thumbs_hdr.indices[-1]) + 1
+    radius = max(4, math.ceil(0.5 * float(fps_h)))
+    track = _track(
+        thumbs_hdr.indices, feat_h, thumbs_sdr.indices, feat_s, valid_s, base + peak.offset_frames, count_h, radius
+    )
+    offsets = track.offsets + peak.offset_frames  # HDR frames, relative to ratio * t * fps_hdr
+
+    # verification: a structured SDR frame must resemble its HDR frame
+    matched_sim = track.similarity[valid_s & (track.hdr_index >= 0) & np.isfinite(track.similarity)]
+    similarity = float(np.median(matched_sim)) if matched_sim.size else 0.0
+    floor = max(0.15, 0.4 * similarity)
+    bad = (track.hdr_index < 0) | (valid_s & np.isfinite(track.similarity) & (track.similarity < floor))
+    hdr_index = np.where(bad, -1, track.hdr_index)
+    checkable = valid_s & (track.hdr_index >= 0)
+    coverage = float(np.mean(~bad[checkable])) if checkable.any() else 0.0
+
+    # segments (SDR index ranges of constant offset), longest first for the headline offset
+    segments: list[Segment] = []
+    seg_sizes: list[int] = []
+    for seg in range(int(track.segment_id[-1]) + 1):
+        members = np.flatnonzero((track.segment_id == seg) & ~bad)
+        if members.size == 0:
+            continue
+        off_s = float(np.median(offsets[members])) / float(fps_h)
+        first, last = int(thumbs_sdr.indices[members[0]]), int(thumbs_sdr.indices[members[-1]])
+        if segments and abs(segments[-1].offset_seconds - off_s) < 0.25 / float(fps_h):
+            segments[-1] = Segment(segments[-1].first, last, segments[-1].offset_seconds)
+            seg_sizes[-1] += members.size
+        else:
+            segments.append(Segment(first, last, off_s))
+            seg_sizes.append(members.size)
+    headline = segments[int(np.argmax(seg_sizes))].offset_seconds if segments else peak.offset_frames / float(fps_h)
+    if peak.ratio == 1.0 and fps_h == fps_s:  # snap to whole frames when both play frame for frame
+        headline = round(headline * float(fps_h)) / float(fps_h)
+        segments = [Segment(g.first, g.last, round(g.offset_seconds * float(fps_h)) / float(fps_h)) for g in segments]
+    unmatched = _ranges(thumbs_sdr.indices[bad & (track.hdr_index >= 0)]) + _ranges(
+        thumbs_sdr.indices[track.hdr_index < 0]
+    )
+
+    c_sim = _similarity_confidence(similarity)
+    c_z = 1.0 if peak.z is None else _smoothstep(peak.z, 3.0, 6.0)
+    c_cov = _smoothstep(coverage, 0.3, 0.7)
+    confidence = min(c_sim, c_z, c_cov)
+    if c_sim < 0.9:
+        reasons.append(
+            f"matched frames look alike only weakly (structure similarity {similarity:.2f}): different titles, "
+            "different cuts, or a very different grade?"
+        )
+    if c_z < 0.9:
+        reasons.append(f"no distinct best offset (correlation peak {peak.score:.2f}, z = {peak.z:.1f})")
+    if c_cov < 0.9:
+        reasons.append(f"only {100 * coverage:.0f}% of the SDR frames were found in the HDR")
+    if len(segments) > 1:
+        reasons.append(f"the offset changes {len(segments) - 1} time(s) (dropped or missing frames)")
+
+    temporal = TemporalAlignment(
+        offset_seconds=float(headline),
+        ratio=peak.ratio,
+        fps_hdr=fps_h,
+        fps_sdr=fps_s,
+        confidence=confidence,
+        segments=tuple(segments),
+        unmatched=tuple(sorted(unmatched)),
+        hdr_frame_count=hdr_frame_count,
+        sdr_frame_count=sdr_frame_count,
+        similarity=similarity,
+        peak_z=peak.z,
+        reasons=tuple(reasons),
+    )
+    overall = min(confidence, 1.0) if spatial.confidence >= 0.5 else min(confidence, spatial.confidence)
+    alignment = Alignment(temporal, spatial, overall, tuple(reasons) + spatial.reasons)
+    matches = _Matches(thumbs_sdr.indices, hdr_index, track.similarity, contrast_s)
+    return alignment, matches
+
+
+# ============================================================================================ spatial refinement
+
+
+def _rank_image(img: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """Global rank transform of an image (within ``mask``), float32 in (0, 1); outside the mask 0.5."""
+    out = np.full(img.shape, 0.5, np.float32)
+    values = img[mask] if mask is not None else img.ravel()
+    if values.size == 0:
+        return out
+    ranks = _rank_rows(values[None, :].astype(np.float32))[0]
+    if mask is not None:
+        out[mask] = ranks
+    else:
+        out = ranks.reshape(img.shape)
+    return out
+
+
+def _affine3(m: np.ndarray) -> np.ndarray:
+    return np.vstack([m, [0.0, 0.0, 1.0]])
+
+
+def refine_spatial(
+    initial: SpatialAlignment,
+    frame_pairs: Sequence[tuple[np.ndarray, np.ndarray]],
+    *,
+    work_width: int = 960,
+) -> SpatialAlignment:
+    """Check and refine the black-bar geometry on full-resolution frame pairs of the same pictures.
+
+    ``frame_pairs``: ``(hdr_luma (H, W), sdr_luma (Hs, Ws))`` float32 Y' (PQ BT.2020 Y' and BT.709 Y', any
+    monotonic encoding works). The HDR active picture (reduced to at most ``work_width`` px) is registered
+    against the SDR frame warped by the current geometry, with an affine ECC (Evangelidis & Psarakis 2008) on
+    rank-transformed images; the per-pair results are combined by their median. When the registration agrees
+    with the black-bar geometry within half an HDR pixel at the picture corners, the exact black-bar geometry
+    is kept; otherwise the registered one is used (and a reason recorded when they differ by over 2 px).
+    """
+    import cv2
+
+    hx, hy, hw, hh = initial.hdr_picture
+    f = min(1.0, work_width / hw)
+    ww, wh = max(16, round(hw * f)), max(16, round(hh * f))
+    # edge-coordinate maps: work grid -> HDR frame, HDR frame -> SDR frame (initial geometry)
+    work_to_hdr = np.array([[hw / ww, 0, hx], [0, hh / wh, hy], [0, 0, 1.0]])
+    px, py = initial.sdr_picture[:2]
+    hdr_to_sdr = np.array(
+        [[1 / initial.scale_x, 0, px - initial.tx / initial.scale_x], [0, 1 / initial.scale_y, py - initial.ty / initial.scale_y], [0, 0, 1.0]]
+    )
+    centre = np.array([[1.0, 0, 0.5], [0, 1.0, 0.5], [0, 0, 1.0]])  # centre coords -> edge coords
+    results: list[np.ndarray] = []
+    correlations: list[float] = []
+    for hdr_luma, sdr_luma in frame_pairs:
+        template = cv2.resize(
+            np.ascontiguousarray(hdr_luma[hy : hy + hh, hx : hx + hw], np.float32), (ww, wh), interpolation=cv2.INTER_AREA
+        )
+        sdr = np.asarray(sdr_luma, np.float32)
+        pre = np.eye(3)
+        shrink = min(1.0, initial.scale_x * f, initial.scale_y * f)
+        if shrink < 0.999:  # area pre-filter before warping a larger SDR frame onto the work grid
+            size = (max(1, round(sdr.shape[1] * shrink)), max(1, round(sdr.shape[0] * shrink)))
+            sdr = cv2.resize(sdr, size, interpolation=cv2.INTER_AREA)
+            pre = np.diag([size[0] / sdr_luma.shape[1], size[1] / sdr_luma.shape[0], 1.0])
+        # work centre coords -> SDR (resized) centre coords
+        m = np.linalg.inv(centre) @ pre @ hdr_to_sdr @ work_to_hdr @ centre
+        warped = cv2.warpAffine(sdr, m[:2], (ww, wh), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+        ones = cv2.warpAffine(
+            np.ones(sdr.shape, np.uint8), m[:2], (ww, wh), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP
+        )
+        mask = cv2.erode(ones, np.ones((5, 5), np.uint8)).astype(bool)
+        if mask.sum() < 0.2 * mask.size or template.std() < MIN_CONTRAST or warped[mask].std() < MIN_CONTRAST:
+            continue
+        t_rank = cv2.GaussianBlur(_rank_image(template), (0, 0), 1.0)
+        w_rank = cv2.GaussianBlur(_rank_image(warped, mask), (0, 0), 1.0)
+        warp = np.eye(2, 3, dtype=np.float32)
+        try:
+            cc, warp = cv2.findTransformECC(
+                t_rank,
+                w_rank,
+                warp,
+                cv2.MOTION_AFFINE,
+                (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 200, 1e-6),
+                mask.astype(np.uint8),
+                5,
+            )
+        except cv2.error:
+            continue
+        # true HDR -> SDR (edge coords) = initial HDR->SDR after the residual warp found on the work grid
+        residual = centre @ _affine3(warp.astype(np.float64)) @ np.linalg.inv(centre)
+        hdr_to_work = np.linalg.inv(work_to_hdr)
+        results.append(hdr_to_sdr @ work_to_hdr @ residual @ hdr_to_work)
+        correlations.append(float(cc))
+    if not results:
+        reasons = (*initial.reasons, "registration of full-resolution frames failed: geometry from black bars only")
+        return SpatialAlignment(**{**initial.__dict__, "confidence": min(initial.confidence, 0.4), "reasons": reasons})
+
+    h2s = np.median(np.stack(results), axis=0)
+    s2h = np.linalg.inv(h2s)
+    # corners of the HDR active picture through the refined and the initial inverse maps, in HDR px
+    corners = np.array([[hx, hy, 1.0], [hx + hw, hy, 1.0], [hx, hy + hh, 1.0], [hx + hw, hy + hh, 1.0]]).T
+    init_s2h = np.linalg.inv(hdr_to_sdr)
+    sdr_corners = hdr_to_sdr @ corners
+    disagreement = float(np.max(np.abs((s2h @ sdr_corners) - (init_s2h @ sdr_corners))[:2]))
+    spread = 0.0
+    if len(results) > 1:
+        per_pair = np.stack([np.linalg.inv(r) @ sdr_corners for r in results])
+        spread = float(np.max(np.abs(per_pair - per_pair.mean(axis=0))[:, :2]))
+    cc = float(np.median(correlations))
+    reasons = list(initial.reasons)
+    shear = abs(s2h[0, 1]) + abs(s2h[1, 0])
+    confidence = _smoothstep(cc, 0.4, 0.7)
+    if spread > 2.0 * max(1.0, initial.scale):
+        confidence = min(confidence, 0.4)
+        reasons.append(f"registrations of different frames disagree by {spread:.1f} HDR px")
+    if cc < 0.6:
+        reasons.append(f"full-resolution frames correlate weakly after registration ({cc:.2f})")
+    if disagreement <= 0.5:
+        return SpatialAlignment(
+            **{
+                **initial.__dict__,
+                "confidence": min(confidence, max(initial.confidence, confidence)),
+                "refined": True,
+                "residual": disagreement,
+                "correlation": cc,
+                "reasons": tuple(reasons),
+            }
+        )
+    if disagreement > 2.0 * max(1.0, initial.scale):
+        reasons.append(
+            f"the black-bar picture area and the registered geometry differ by {disagreement:.1f} HDR px; "
+            "using the registered geometry"
+        )
+    if shear > 0.01:
+        reasons.append(f"the registered geometry is rotated or sheared ({shear:.3f}); only scale and shift are used")
+    sx, sy = float(s2h[0, 0]), float(s2h[1, 1])
+    return SpatialAlignment(
+        sdr_size=initial.sdr_size,
+        hdr_size=initial.hdr_size,
+        sdr_picture=initial.sdr_picture,
+        hdr_picture=initial.hdr_picture,
+        scale_x=sx,
+        scale_y=sy,
+        tx=float(s2h[0, 2] + sx * px),
+        ty=float(s2h[1, 2] + sy * py),
+        confidence=confidence,
+        refined=True,
+        residual=disagreement,
+        correlation=cc,
+        reasons=tuple(reasons),
+    )
+
+
+def _pick_refinement_frames(matches: _Matches, count: int) -> list[tuple[int, int]]:
+    """Up to ``count`` matched (sdr, hdr) frame pairs, one per equal part of the sequence: the most contrasted
+    among the well matched ones."""
+    good = np.flatnonzero((matches.hdr_index >= 0) & np.isfinite(matches.similarity))
+    if good.size == 0:
+        return []
+    sims = matches.similarity[good]
+    good = good[sims >= np.quantile(sims, 0.5)]
+    picks = []
+    for part in np.array_split(good, min(count, good.size)):
+        if part.size:
+            k = part[int(np.argmax(matches.contrast[part]))]
+            picks.append((int(matches.sdr_index[k]), int(matches.hdr_index[k])))
+    return picks
+
+
+# ============================================================================================ windows
+
+
+def sparse_windows(duration: float, count: int = 3, length: float = 6.0) -> list[tuple[float, float]]:
+    """``count`` SDR time windows of ``length`` seconds centred at (k + 0.5) / count of ``duration``."""
+    if duration <= count * length:
+        return [(0.0, float(duration))]
+    out = []
+    for k in range(count):
+        centre = duration * (k + 0.5) / count
+        start = min(max(0.0, centre - length / 2), duration - length)
+        out.append((float(start), float(start + length)))
+    return out
+
+
+def hdr_windows_for(
+    sdr_windows: Sequence[tuple[float, float]],
+    fps_hdr: Fraction,
+    fps_sdr: Fraction,
+    max_offset_seconds: float,
+    hdr_duration: float | None = None,
+) -> list[tuple[float, float]]:
+    """HDR time windows that contain what the given SDR windows show, for every candidate ratio and any offset
+    up to ``max_offset_seconds`` (merged)."""
+    from datakit.pairs.analysis import merge_windows
+
+    out = []
+    margin = max_offset_seconds + 1.0
+    for ratio in _ratio_candidates(fps_hdr, fps_sdr):
+        for start, end in sdr_windows:
+            lo, hi = ratio * start - margin, ratio * end + margin
+            if hdr_duration is not None:
+                hi = min(hi, hdr_duration + 1.0)
+            out.append((max(0.0, lo), hi))
+    return merge_windows(out)
+
+
+# ============================================================================================ entry point
+
+
+def align_pair(
+    hdr_path: str | os.PathLike[str],
+    sdr_path: str | os.PathLike[str],
+    *,
+    thumbs_hdr: Thumbnails | None = None,
+    thumbs_sdr: Thumbnails | None = None,
+    max_offset_seconds: float = 10.0,
+    sparse: bool = False,
+    windows: Sequence[tuple[float, float]] | None = None,
+    luma_width: int = 64,
+    refine: bool = True,
+    refine_frames: int = 3,
+    min_confidence: float | None = MIN_CONFIDENCE,
+    threads: int | str = "auto",
+) -> Alignment:
+    """Align an HDR10 video and its SDR version (see the module doc).
+
+    ``thumbs_hdr`` / ``thumbs_sdr``: precomputed analysis-pass summaries (:func:`datakit.pairs.analysis.
+    decode_thumbnails`) so that each stream is decoded once; missing ones are decoded here (whole streams).
+    ``sparse=True`` or explicit SDR ``windows`` ``[(start, end), ...]`` in seconds decode only short windows
+    (default :func:`sparse_windows`: three 6 s windows) and the HDR around them (:func:`hdr_windows_for`); the
+    mapping of frames outside the windows follows the nearest preceding segment. ``refine``: check the
+    geometry on ``refine_frames`` full-resolution frame pairs. Raises :class:`NotHDR10Error` if ``hdr_path``
+    is not HDR10 (e.g. swapped files), :class:`UnsupportedFormatError` if ``sdr_path`` is not BT.709 SDR, and
+    :class:`AlignmentError` when the confidence is below ``min_confidence`` (``None``: never; the result then
+    carries ``reasons``).
+    """
+    from datakit.io.probe import probe, require_hdr10, require_sdr
+    from datakit.pairs.analysis import decode_thumbnails
+
+    info_hdr: VideoInfo = probe(hdr_path)
+    require_hdr10(info_hdr)
+    info_sdr: VideoInfo = probe(sdr_path)
+    require_sdr(info_sdr)
+    if sparse and windows is None:
+        windows = sparse_windows(info_sdr.duration_seconds)
+    if thumbs_sdr is None:
+        thumbs_sdr = decode_thumbnails(sdr_path, luma_width=luma_width, windows=windows, threads=threads)
+    if thumbs_hdr is None:
+        hdr_windows = None
+        if windows is not None:
+            hdr_windows = hdr_windows_for(
+                windows, info_hdr.fps, info_sdr.fps, max_offset_seconds, info_hdr.duration_seconds
+            )
+        thumbs_hdr = decode_thumbnails(hdr_path, luma_width=luma_width, windows=hdr_windows, threads=threads)
+    alignment, matches = align_thumbnails(
+        thumbs_hdr,
+        thumbs_sdr,
+        max_offset_seconds=max_offset_seconds,
+        hdr_frame_count=info_hdr.frame_count if thumbs_hdr.windows is not None else None,
+        sdr_frame_count=info_sdr.frame_count if thumbs_sdr.windows is not None else None,
+    )
+    if refine and alignment.temporal.confidence >= 0.25:
+        picks = _pick_refinement_frames(matches, refine_frames)
+        if picks:
+            from datakit.io.reader import VideoReader
+
+            with VideoReader(sdr_path, encoding="sdr", threads=threads) as reader:
+                sdr_frames = {p[0]: f.luma() for p, f in zip(picks, reader.read_at([p[0] for p in picks]), strict=True)}
+            with VideoReader(hdr_path, encoding="pq", threads=threads) as reader:
+                hdr_frames = {p[1]: f.luma() for p, f in zip(picks, reader.read_at([p[1] for p in picks]), strict=True)}
+            spatial = refine_spatial(alignment.spatial, [(hdr_frames[h], sdr_frames[s]) for s, h in picks])
+            reasons = alignment.temporal.reasons + spatial.reasons
+            alignment = Alignment(
+                alignment.temporal, spatial, min(alignment.temporal.confidence, spatial.confidence), reasons
+            )
+    elif not refine:
+        alignment = Alignment(
+            alignment.temporal,
+            alignment.spatial,
+            alignment.confidence,
+            (*alignment.reasons, "geometry from black bars only (not checked on full-resolution frames)"),
+        )
+    if min_confidence is not None and alignment.confidence < min_confidence:
+        why = "; ".join(alignment.reasons) or "not the same title?"
+        raise AlignmentError(
+            f"{os.fspath(hdr_path)} and {os.fspath(sdr_path)} could not be aligned "
+            f"(confidence {alignment.confidence:.2f} < {min_confidence}): {why}"
+        )
+    return alignment
