@@ -239,3 +239,38 @@ def test_torch_input() -> None:
     assert isinstance(out, torch.Tensor)
     np.testing.assert_allclose(out.numpy(), Y.rgb_to_ycbcr(rgb, "bt709"), atol=1e-12)
     np.testing.assert_allclose(Y.ycbcr_to_rgb(out, "bt709").numpy(), rgb, atol=1e-12)
+
+
+def test_converter_shared_by_threads() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(9)
+    jobs = []
+    for h, w in [(64, 96), (32, 48)] * 4:
+        y = rng.integers(64, 941, (h, w)).astype(np.uint16)
+        u = rng.integers(64, 961, (h // 2, w // 2)).astype(np.uint16)
+        v = rng.integers(64, 961, (h // 2, w // 2)).astype(np.uint16)
+        jobs.append((y, u, v))
+    conv = Y.PlaneConverter("bt709", 10, False, "left")
+    expected = [Y.planes_to_rgb(*job, "bt709", 10, False) for job in jobs]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda job: [conv(*job) for _ in range(20)][-1], jobs))
+    for got, want in zip(results, expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("sub", ["420", "422", "444"])
+@pytest.mark.parametrize("siting", list(Y.CHROMA_SITING_OFFSETS))
+def test_rgb_to_planes_fast_path_matches_numpy_reference(sub: str, siting: str) -> None:
+    """float32 input goes through OpenCV filters; float64 through downsample_chroma: same codes (+-1 at ties)."""
+    rng = np.random.default_rng(10)
+    for h, w in [(8, 12), (7, 9), (1, 1), (2, 3), (33, 50)]:
+        rgb = rng.random((h, w, 3))
+        fast = Y.rgb_to_planes(rgb.astype(np.float32), "bt2020nc", 10, False, sub, siting)
+        ref = Y.rgb_to_planes(rgb.astype(np.float32).astype(np.float64), "bt2020nc", 10, False, sub, siting)
+        ycc = Y.rgb_to_ycbcr(rgb.astype(np.float32).astype(np.float64), "bt2020nc")
+        manual_cb = Y.downsample_chroma(ycc[..., 1], sub, siting) if sub != "444" else ycc[..., 1]
+        np.testing.assert_array_equal(ref[1], Y.ycbcr_to_codes(np.stack([manual_cb] * 3, -1), 10, False)[..., 1])
+        for a, b in zip(fast, ref, strict=True):
+            assert a.shape == b.shape and a.dtype == b.dtype == np.uint16
+            assert np.abs(a.astype(int) - b.astype(int)).max() <= 1

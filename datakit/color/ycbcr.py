@@ -14,15 +14,40 @@ between two luma rows; MPEG-2 style, the default for BT.709 and BT.2020 video), 
 and ``bottom`` (5).
 
 Functions accept numpy arrays; :func:`rgb_to_ycbcr` and :func:`ycbcr_to_rgb` also accept torch
-tensors (computed on the tensor's device and dtype).
+tensors (computed on the tensor's device and dtype). :func:`upsample_chroma` /
+:func:`downsample_chroma` are plain numpy; :class:`PlaneConverter` (behind :func:`planes_to_rgb`
+and the video reader) does the same maths with OpenCV primitives for speed and is tested against
+the numpy path.
 """
 
 from __future__ import annotations
 
 import sys
+import threading
 from typing import Any
 
 import numpy as np
+
+__all__ = [
+    "CHROMA_SITING_OFFSETS",
+    "MATRIX_COEFFICIENTS",
+    "SUBSAMPLINGS",
+    "PlaneConverter",
+    "canonical_matrix",
+    "code_scale",
+    "codes_to_ycbcr",
+    "downsample_chroma",
+    "planes_to_rgb",
+    "rgb_to_planes",
+    "rgb_to_ycbcr",
+    "rgb_to_ycbcr_matrix",
+    "subsampled_shape",
+    "upsample_chroma",
+    "ycbcr_coefficients",
+    "ycbcr_to_codes",
+    "ycbcr_to_rgb",
+    "ycbcr_to_rgb_matrix",
+]
 
 # Luma weights (Kr, Kb) of the non-constant-luminance Y'CbCr matrices.
 MATRIX_COEFFICIENTS: dict[str, tuple[float, float]] = {
@@ -317,8 +342,8 @@ class PlaneConverter:
     arranged for speed: range offsets and matrix are folded into per-channel constants, the chroma
     contribution to each of R', G', B' is computed at chroma resolution, interpolated once as a
     3-channel image (OpenCV), and the luma added with the final scaling/rounding in one pass.
-    Scratch buffers are reused between calls (an instance is not thread-safe); returned arrays
-    are always new.
+    Scratch buffers are reused between calls (one set per thread, so an instance may be shared
+    by threads); returned arrays are always new.
     """
 
     def __init__(self, matrix: str, bit_depth: int, full_range: bool, siting: str = "left") -> None:
@@ -334,19 +359,20 @@ class PlaneConverter:
         self._cb = m[:, 1] / c_gain
         self._cr = m[:, 2] / c_gain
         self._const = -y_off / y_gain - (m[:, 1] + m[:, 2]) * c_off / c_gain
-        self._scratch: dict[str, np.ndarray] = {}
+        self._local = threading.local()  # scratch buffers, one set per thread
 
     def _buf(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
-        buf = self._scratch.get(name)
+        scratch = self._local.__dict__
+        buf = scratch.get(name)
         if buf is None or buf.shape != shape:
             buf = np.empty(shape, dtype=np.float32)
-            self._scratch[name] = buf
+            scratch[name] = buf
         return buf
 
     def luma(self, y: np.ndarray) -> np.ndarray:
         """Y' codes (H, W) -> normalized Y' float32 (range offsets removed, clipped to [0, 1])."""
-        out = np.subtract(y, np.float32(self._y_off), dtype=np.float32)
-        out *= np.float32(1.0 / self._y_gain)
+        out = np.multiply(y, np.float32(1.0 / self._y_gain), dtype=np.float32)
+        out -= np.float32(self._y_off / self._y_gain)
         return np.clip(out, 0.0, 1.0, out=out)
 
     def _chroma_terms(self, u: np.ndarray, v: np.ndarray, scale: float) -> np.ndarray:
@@ -454,6 +480,27 @@ def planes_to_rgb(
     return PlaneConverter(matrix, bit_depth, full_range, siting)(y, u, v, dtype=dtype)
 
 
+# 3- or 5-tap kernels for downsampling one axis by 2 with OpenCV (centred at the even sample 2j,
+# decimated afterwards): the same filters as _down_axis for each chroma phase.
+_DOWN_KERNELS = {
+    0.0: (0.25, 0.5, 0.25),  # co-sited with 2j: [1,2,1]/4 on 2j-1, 2j, 2j+1
+    0.5: (0.0, 0.5, 0.5),  # between 2j and 2j+1: their mean
+    1.0: (0.0, 0.0, 0.25, 0.5, 0.25),  # co-sited with 2j+1: [1,2,1]/4 on 2j, 2j+1, 2j+2
+}
+
+
+def _downsample_fast(plane: np.ndarray, vert: bool, horiz: bool, hphase: float, vphase: float) -> np.ndarray:
+    """:func:`downsample_chroma` for float32 planes: one separable OpenCV filter, then decimation."""
+    import cv2
+
+    if not (vert or horiz):
+        return plane
+    kx = np.float32(_DOWN_KERNELS[hphase] if horiz else (1.0,))
+    ky = np.float32(_DOWN_KERNELS[vphase] if vert else (1.0,))
+    filtered = cv2.sepFilter2D(plane, -1, kx, ky, borderType=cv2.BORDER_REPLICATE)
+    return np.ascontiguousarray(filtered[:: 2 if vert else 1, :: 2 if horiz else 1])
+
+
 def rgb_to_planes(
     rgb: np.ndarray,
     matrix: str,
@@ -464,24 +511,33 @@ def rgb_to_planes(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """R'G'B' ``(H, W, 3)`` in [0, 1] -> code planes ``(y, u, v)`` (uint8 for 8-bit else uint16).
 
-    Chroma is filtered at full resolution then subsampled (:func:`downsample_chroma`), the
-    order BT.2100 implies (matrix on R'G'B', then subsample Cb/Cr).
+    Chroma is computed at full resolution, then filtered and subsampled as
+    :func:`downsample_chroma` does (the order BT.2100 implies: matrix on R'G'B', then subsample
+    Cb/Cr). Codes are rounded with BT.2100 ``Round()`` and clipped to ``[0, 2^n - 1]``.
+    Computed in float32 (float64 input keeps float64 and the numpy filters).
     """
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"expected an (H, W, 3) R'G'B' array, got shape {rgb.shape}")
-    dtype = np.float32 if rgb.dtype == np.float32 else np.float64
-    m = rgb_to_ycbcr_matrix(matrix).astype(dtype)
-    x = rgb.astype(dtype, copy=False)
-    y = x @ m[0]
-    cb = downsample_chroma(x @ m[1], subsampling, siting)
-    cr = downsample_chroma(x @ m[2], subsampling, siting)
+    dtype = np.float64 if rgb.dtype == np.float64 else np.float32
+    m = rgb_to_ycbcr_matrix(matrix)
+    x = np.ascontiguousarray(rgb, dtype=dtype)
+    vert, horiz = _axes(subsampling)
+    hphase, vphase = _siting(siting)
+    mt = m.astype(dtype)
+    y, cb, cr = x @ mt[0], x @ mt[1], x @ mt[2]
+    if dtype == np.float32:
+        cb = _downsample_fast(cb, vert, horiz, hphase, vphase)
+        cr = _downsample_fast(cr, vert, horiz, hphase, vphase)
+    else:
+        cb = downsample_chroma(cb, subsampling, siting)
+        cr = downsample_chroma(cr, subsampling, siting)
     y_gain, y_off, c_gain, c_off = code_scale(bit_depth, full_range)
     top = 2**bit_depth - 1
     code_dtype = _code_dtype(bit_depth)
 
     def quantize(plane: np.ndarray, gain: float, off: float) -> np.ndarray:
-        q = plane * dtype(gain)
+        q = np.multiply(plane, dtype(gain), dtype=dtype)
         q += dtype(off + 0.5)
         np.floor(q, out=q)  # BT.2100 Round() (half away from zero; negatives clip to 0 anyway)
         np.clip(q, 0, top, out=q)

@@ -22,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overlap", type=int, default=32, help="tile overlap in pixels (default 32)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     p.add_argument("--limit", type=int, help="score only the first N samples")
+    p.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     p.add_argument("--json", action="store_true", help="print the result as JSON (with per-sample scores)")
     p.set_defaults(handler=run)
 
@@ -30,11 +31,11 @@ def run(args: argparse.Namespace) -> int:
     from datakit.errors import InputError
     from datakit.nn.evaluate import evaluate, format_table, jsonable
 
-    if args.tile < 0 or args.overlap < 0 or (args.limit is not None and args.limit < 1):
-        raise InputError("--tile and --overlap must be >= 0 and --limit >= 1")
+    if args.tile < 0 or args.overlap < 0 or any(v is not None and v < 1 for v in (args.limit, args.threads)):
+        raise InputError("--tile and --overlap must be >= 0, --limit and --threads >= 1")
     result = evaluate(
         args.model, args.checkpoint, args.data, split=args.split, tile=args.tile or None, overlap=args.overlap,
-        device=args.device, limit=args.limit, progress=not args.json,
+        device=args.device, limit=args.limit, threads=args.threads, progress=not args.json,
     )  # fmt: skip
     print(json.dumps(jsonable(result), indent=2) if args.json else format_table(result))
     return 0

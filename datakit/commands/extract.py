@@ -44,13 +44,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Frames are named frame_NNNNNN.png after their 0-based index; only kept frames are converted.",
     )
     p.add_argument("file", help="video file (HDR10 or SDR)")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--start", type=_seconds, default=0.0, help="skip frames before this time in seconds")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--start", type=_seconds, default=0.0, metavar="T", help="skip frames before this time in seconds")
     group = p.add_mutually_exclusive_group()
     group.add_argument(
-        "--every", type=_positive, help="one frame per SECONDS: the first frame at or after start + k * SECONDS"
+        "--every",
+        type=_positive,
+        metavar="SECONDS",
+        help="one frame per SECONDS: the first frame at or after start + k * SECONDS",
     )
-    group.add_argument("--frames", type=_indices, help="comma-separated frame indices, e.g. 0,48,96")
+    group.add_argument("--frames", type=_indices, metavar="I,J,...", help="comma-separated frame indices, e.g. 0,48,96")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=run)
 

@@ -27,6 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
     p.add_argument("--seed", type=int, help="random seed")
     p.add_argument("--workers", type=int, dest="num_workers", help="DataLoader worker processes per rank")
+    p.add_argument("--threads", type=int, help="torch threads per process (default: cores / local processes)")
     p.add_argument("--json", action="store_true", help="print the final summary as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=run)
@@ -37,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
 
     overrides = {
         key: getattr(args, key)
-        for key in ("model", "data", "steps", "batch", "crop", "lr", "device", "seed", "num_workers")
+        for key in ("model", "data", "steps", "batch", "crop", "lr", "device", "seed", "num_workers", "threads")
     }
     config = resolve_config(args.out, args.config, overrides, resume=args.resume)
     summary = train(config, args.out, resume=args.resume, progress=not args.no_progress)

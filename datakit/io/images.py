@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from datakit.errors import InputError, UnsupportedFormatError
+from datakit.errors import DatakitError, InputError, UnsupportedFormatError
 from datakit.fsutil import atomic_path
 
 
@@ -40,7 +40,7 @@ def _check_file(path: Path) -> None:
 
 
 def _name_primaries(
-    rgb_linear: np.ndarray, chroma: tuple[float, ...] | None, default_note: str
+    path: Path, rgb_linear: np.ndarray, chroma: tuple[float, ...] | None, default_note: str
 ) -> tuple[np.ndarray, str, list[str]]:
     """Map file chromaticities (rx, ry, gx, gy, bx, by, wx, wy) to a known primaries name.
 
@@ -53,7 +53,10 @@ def _name_primaries(
     if chroma is None:
         return rgb_linear, "bt709", [default_note]
     c = [float(v) for v in chroma]
-    src = Primaries((c[0], c[1]), (c[2], c[3]), (c[4], c[5]), (c[6], c[7]), "file")
+    try:
+        src = Primaries((c[0], c[1]), (c[2], c[3]), (c[4], c[5]), (c[6], c[7]), "file")
+    except DatakitError as error:  # e.g. ACES AP0/AP1 primaries lie outside the spectral locus
+        raise UnsupportedFormatError(f"{path}: unsupported chromaticities ({error})") from None
     for name in ("bt709", "bt2020", "p3d65"):
         if np.abs(rgb_to_rgb_matrix(src, name) - np.eye(3)).max() < 2e-3:
             notes = []
@@ -94,7 +97,10 @@ def _read_exr(path: Path) -> HDRImage:
     notes: list[str] = []
     rgb = _finite(rgb, notes)
     rgb, primaries, more = _name_primaries(
-        rgb, tuple(chroma) if chroma is not None else None, "no chromaticities attribute: BT.709 (OpenEXR default)"
+        path,
+        rgb,
+        tuple(chroma) if chroma is not None else None,
+        "no chromaticities attribute: BT.709 (OpenEXR default)",
     )
     return HDRImage(rgb, primaries, str(path), tuple(notes + more))
 
@@ -130,7 +136,7 @@ def _read_radiance(path: Path) -> HDRImage:
         values = re.findall(r"[-+0-9.eE]+", header["PRIMARIES"])
         if len(values) == 8:
             chroma = tuple(float(v) for v in values)
-    rgb, primaries, more = _name_primaries(rgb, chroma, "no PRIMARIES line: BT.709 assumed")
+    rgb, primaries, more = _name_primaries(path, rgb, chroma, "no PRIMARIES line: BT.709 assumed")
     return HDRImage(rgb, primaries, str(path), tuple(notes + more))
 
 

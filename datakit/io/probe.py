@@ -256,7 +256,8 @@ def probe(path: str | os.PathLike[str], *, count_frames: bool = True) -> VideoIn
                     counter.close()
             else:
                 frame_count, exact = round(duration * fps), False
-        if duration <= 0.0 and frame_count:
+        raw_stream = container.format.name in ("hevc", "h264")  # no timestamps: duration is a bitrate guess
+        if frame_count and exact and (duration <= 0.0 or raw_stream):
             duration = float(frame_count / fps)
         bit_depth = max(c.bits for c in first.format.components)
         return VideoInfo(

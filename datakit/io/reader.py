@@ -42,6 +42,20 @@ def _plane_view(plane: Any, dtype: type[np.unsignedinteger]) -> np.ndarray:
     return flat.reshape(plane.height, plane.line_size // item)[:, : plane.width]
 
 
+def _area_codes(plane: np.ndarray, size: tuple[int, int], bit_depth: int) -> np.ndarray:
+    """Area-downscale integer code plane to ``size`` = (w, h); float32 codes (fractions kept).
+
+    The codes are shifted to 16 bits first so that OpenCV's integer area averages keep
+    ``16 - bit_depth`` fractional bits; cheaper than converting the full plane to float.
+    """
+    import cv2
+
+    shift = 16 - bit_depth
+    src = plane if shift == 0 else np.left_shift(plane, shift, dtype=np.uint16)
+    small = cv2.resize(src, size, interpolation=cv2.INTER_AREA)
+    return small.astype(np.float32) * np.float32(1.0 / (1 << shift))
+
+
 def _area_size(width: int, height: int, target_width: int) -> tuple[int, int]:
     target_width = max(1, min(int(target_width), width))
     return target_width, max(1, round(height * target_width / width))
@@ -108,24 +122,19 @@ class Frame:
                 raise ValueError(f"dtype must be float32, uint16 or uint8, got {dtype!r}")
             return np.rint(out * np.float32(scale)).astype(np.uint16 if dtype == "uint16" else np.uint8)
         if width is not None and width < self.width:
-            import cv2
-
             size = _area_size(self.width, self.height, width)
-            y = cv2.resize(y.astype(np.float32), size, interpolation=cv2.INTER_AREA)
-            u = cv2.resize(u.astype(np.float32), size, interpolation=cv2.INTER_AREA)
-            v = cv2.resize(v.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+            bits = conv.bit_depth
+            y, u, v = (_area_codes(p, size, bits) for p in (y, u, v))
         return conv(y, u, v, dtype=dtype)
 
     def luma(self, width: int | None = None) -> np.ndarray:
         """Normalized Y' (H, W) float32 in [0, 1] (range offsets removed), optionally area-downscaled to ``width``."""
         y = self.planes()[0]
-        luma = self._reader_converter.luma(y)
-        if width is not None and width < self.width:
-            import cv2
-
-            size = _area_size(self.width, self.height, width)
-            luma = cv2.resize(luma, size, interpolation=cv2.INTER_AREA)
-        return luma
+        conv = self._reader_converter
+        if width is None or width >= self.width:
+            return conv.luma(y)
+        small = _area_codes(y, _area_size(self.width, self.height, width), conv.bit_depth)
+        return conv.luma(small)
 
 
 class VideoReader:

@@ -316,8 +316,7 @@ class HDR10Writer(_Writer):
         ``pts``: presentation time in ``time_base`` ticks (see the class doc); ``None``: the frame's index.
         """
         rgb = self._check_rgb(rgb_pq, "rgb_pq")
-        if not self._given_light_level:
-            self._measure(rgb)
+        self._measure(rgb)
         y, u, v = self._planes(rgb)
         if self._encoder is not None:
             self._encoder.encode(y, u, v, pts)

@@ -20,13 +20,19 @@ from datakit.metrics.deltae import delta_e_itp
 from datakit.metrics.psnr import as_pq_image, mean_psnr, mse, psnr
 from datakit.metrics.srsim import sr_sim
 from datakit.metrics.ssim import ssim
-from datakit.metrics.temporal import brightness_track, temporal_consistency
+from datakit.metrics.temporal import (
+    brightness_track,
+    frame_brightness,
+    temporal_consistency,
+    temporal_consistency_from_tracks,
+)
 
 __all__ = [
     "IMAGE_METRICS",
     "as_pq_image",
     "brightness_track",
     "delta_e_itp",
+    "frame_brightness",
     "image_metrics",
     "mean_psnr",
     "mse",
@@ -34,6 +40,7 @@ __all__ = [
     "sr_sim",
     "ssim",
     "temporal_consistency",
+    "temporal_consistency_from_tracks",
 ]
 
 IMAGE_METRICS = ("psnr", "ssim", "sr_sim", "delta_e_itp")

@@ -18,7 +18,7 @@ from datakit.color.ycbcr import ycbcr_coefficients
 from datakit.errors import InputError
 from datakit.metrics.psnr import as_pq_image
 
-__all__ = ["brightness_track", "temporal_consistency"]
+__all__ = ["brightness_track", "frame_brightness", "temporal_consistency", "temporal_consistency_from_tracks"]
 
 
 def _weights() -> np.ndarray:
@@ -26,13 +26,27 @@ def _weights() -> np.ndarray:
     return np.array([kr, 1.0 - kr - kb, kb])
 
 
+def frame_brightness(frame_pq: np.ndarray) -> float:
+    """Mean PQ luma of one ``rgb_pq`` frame ``(H, W, 3)`` (after the uint16 round trip)."""
+    return float(np.mean(as_pq_image(frame_pq) @ _weights()))
+
+
 def brightness_track(clip_pq: np.ndarray) -> np.ndarray:
     """Per-frame mean PQ luma ``(T,)`` (float64) of an ``rgb_pq`` clip ``(T, H, W, 3)``."""
     clip = np.asarray(clip_pq)
     if clip.ndim != 4 or clip.shape[-1] != 3:
         raise InputError(f"temporal_consistency: expected a (T, H, W, 3) clip, got {clip.shape}")
-    w = _weights()
-    return np.array([float(np.mean(as_pq_image(frame) @ w)) for frame in clip])
+    return np.array([frame_brightness(frame) for frame in clip])
+
+
+def temporal_consistency_from_tracks(pred_track: np.ndarray, target_track: np.ndarray) -> float:
+    """:func:`temporal_consistency` from per-frame brightness tracks ``(T,)`` (:func:`frame_brightness`)."""
+    a, b = np.asarray(pred_track, dtype=np.float64), np.asarray(target_track, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1:
+        raise InputError(f"temporal_consistency: brightness tracks differ: {a.shape} vs {b.shape}")
+    if len(a) < 2:
+        raise InputError("temporal_consistency: needs clips of at least 2 frames")
+    return float(np.mean(np.abs(np.diff(a) - np.diff(b))))
 
 
 def temporal_consistency(pred_clip: np.ndarray, target_clip: np.ndarray) -> float:
@@ -41,6 +55,4 @@ def temporal_consistency(pred_clip: np.ndarray, target_clip: np.ndarray) -> floa
         raise InputError(f"temporal_consistency: clip shapes differ: {np.shape(pred_clip)} vs {np.shape(target_clip)}")
     if np.shape(pred_clip)[0] < 2:
         raise InputError("temporal_consistency: needs clips of at least 2 frames")
-    d_pred = np.diff(brightness_track(pred_clip))
-    d_true = np.diff(brightness_track(target_clip))
-    return float(np.mean(np.abs(d_pred - d_true)))
+    return temporal_consistency_from_tracks(brightness_track(pred_clip), brightness_track(target_clip))

@@ -1,11 +1,11 @@
 """``datakit eval``: run a model on the test split at full resolution and score it as the papers do.
 
-Each test sample (``T`` frames, full stored resolution) is converted frame by frame in overlapping tiles
-(:func:`datakit.nn.tiling.tiled_apply`). Multi-frame models get, for every frame ``t``, the window of
-``model.frames`` frames centred on ``t`` (edge frames repeated at the clip's ends) and contribute their centre
-output. Outputs are clipped to [0, 1] and scored against the ground truth with :mod:`datakit.metrics` (uint16
-round trip, as if written to 16-bit PNG): PSNR, SSIM, SR-SIM and mean Delta E_ITP per frame, averaged over all
-frames of all samples; temporal consistency per clip (``T >= 2``), averaged over clips.
+Each test sample (``T`` frames, full stored resolution) is converted in overlapping tiles
+(:func:`datakit.nn.tiling.tiled_apply`), its frames fed to the model as ``datakit convert`` feeds a video
+(:func:`convert_clip`). Outputs are clipped to [0, 1] and scored against the ground truth with
+:mod:`datakit.metrics` (uint16 round trip, as if written to 16-bit PNG): PSNR, SSIM, SR-SIM and mean Delta E_ITP
+per frame, averaged over all frames of all samples; temporal consistency per clip (``T >= 2``), averaged over
+clips.
 """
 
 from __future__ import annotations
@@ -42,25 +42,37 @@ def convert_clip(
 ) -> torch.Tensor:
     """Convert an SDR clip: ``rgb_sdr`` ``(T, 3, H, W)`` float in [0, 1] -> ``rgb_pq`` ``(T, 3, H, W)`` in [0, 1] (CPU).
 
-    Single-frame models convert each frame; a model with ``frames = F > 1`` sees frames ``t - F//2 .. t + F//2``
-    (indices clamped to the clip) for output frame ``t``.
+    Frames are fed as ``datakit convert`` feeds a video (:mod:`datakit.convert`): single-frame models one frame at
+    a time; models with ``F = model.frames > 1`` returning the centre frame get the window ``t - F//2 .. t + F//2``
+    for output frame ``t``, and models returning all ``F`` frames run on consecutive groups of ``F``; past the
+    clip's ends frames are mirrored without repeating the edge (:func:`datakit.convert.reflect_index`).
     """
+    from datakit.convert import reflect_index
+
     frames = int(getattr(model, "frames", 1))
-    t_count = sdr.shape[0]
-    outputs = []
-    for t in range(t_count):
+    every = frames > 1 and int(getattr(model, "output_frames", 1)) == frames
+    count = sdr.shape[0]
+    outputs: list[torch.Tensor] = []
+    t = 0
+    while t < count:
         if frames == 1:
             x = sdr[t : t + 1].to(device)
-            fn = model
         else:
-            idx = [min(max(t + k - frames // 2, 0), t_count - 1) for k in range(frames)]
-            x = sdr[idx].unsqueeze(0).to(device)
+            first = t if every else t - frames // 2
+            x = sdr[[reflect_index(first + k, count) for k in range(frames)]].unsqueeze(0).to(device)
 
-            def fn(tile_in: torch.Tensor) -> torch.Tensor:
-                out = model(tile_in)
-                return out[:, frames // 2] if out.dim() == 5 else out
+        def fn(tile_in: torch.Tensor) -> torch.Tensor:
+            out = model(tile_in)
+            return out[:, frames // 2] if out.dim() == 5 and not every else out
 
-        outputs.append(tiled_apply(fn, x, tile, overlap).clamp(0.0, 1.0).cpu()[0])
+        y = tiled_apply(fn, x, tile, overlap).clamp(0.0, 1.0).cpu()[0]
+        if every:
+            keep = min(frames, count - t)
+            outputs.extend(y[:keep])
+            t += keep
+        else:
+            outputs.append(y)
+            t += 1
     return torch.stack(outputs)
 
 
@@ -74,17 +86,18 @@ def evaluate(
     overlap: int = 32,
     device: str = "auto",
     limit: int | None = None,
+    threads: int | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:
     """Score a model (``classical`` when neither a name nor a checkpoint is given) on ``split`` of ``data``.
 
     Returns ``{"model", "checkpoint", "params", "paper_params", "split", "samples", "frames", "tile", "overlap",
     "metrics": {psnr, ssim, sr_sim, delta_e_itp, temporal}, "per_sample": [...]}``; ``temporal`` is ``None`` when
-    no sample has two frames or more.
+    no sample has two frames or more. ``threads``: torch threads (default: all cores).
     """
     from tqdm import tqdm
 
-    configure_threads()
+    configure_threads(threads)
     dev = select_device(device)
     model, name, info = load_model(model_name, checkpoint, device=dev)
     dataset = ShardDataset(list(data), split, frames=None, crop=None, augment=False)

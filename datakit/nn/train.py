@@ -14,7 +14,8 @@ otherwise):
   ``checkpoints/best.pt`` (lowest validation L1), ``metrics.jsonl`` (one JSON object per log/validation event),
   ``curve.png`` (training and validation loss, drawn with OpenCV), ``config.json``;
 - ``--resume`` continues from ``checkpoints/last.pt`` exactly: model, optimizer, scheduler, AMP scaler, step,
-  every RNG state and the sampler position are restored, so N steps in one go and N/2 + N/2 give the same weights;
+  every RNG state and the sampler position are restored, so N steps in one go and N/2 + N/2 give the same weights
+  (with the same number of processes; Ctrl-C finishes the current step and writes ``last.pt`` first);
 - CUDA with automatic mixed precision when available (``amp``); under ``torchrun --nproc_per_node N`` the same
   command trains with DistributedDataParallel (``nccl`` on CUDA, ``gloo`` on CPU), each rank drawing its own share
   of every batch (``batch`` is the global batch size) and rank 0 writing the outputs.
@@ -34,6 +35,8 @@ import json
 import math
 import os
 import random
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import nullcontext
@@ -530,8 +533,11 @@ class _Run:
         x, target = model_batch(_unwrap(self.model), batch, self.device)
         if self.is_pdcg:
             return self._pdcg_step(x, target)
-        with self._autocast():
-            out = self.model(x)
+        try:
+            with self._autocast():
+                out = self.model(x)
+        except ValueError as error:  # shape constraints of a model, e.g. a crop too small for its pooling
+            raise ModelError(f"model {self.cfg.model!r} on {tuple(x.shape)} inputs: {error}") from None
         loss = self.loss_fn(out.float(), target)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
@@ -647,8 +653,12 @@ class _Run:
             atomic_write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
             if log_path.is_file():  # keep what the resumed checkpoint had seen, drop what came after it
                 for line in log_path.read_text(encoding="utf-8").splitlines():
-                    if line.strip() and json.loads(line).get("step", 0) <= self.step:
-                        records.append(json.loads(line))
+                    try:
+                        record = json.loads(line)
+                    except json.JSONDecodeError:  # a line cut short by a crash
+                        continue
+                    if record.get("step", 0) <= self.step:
+                        records.append(record)
             atomic_write_text(log_path, "".join(json.dumps(r) + "\n" for r in records))
         self.model.train()
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not (progress and ctx.is_main), desc=cfg.model,
@@ -658,6 +668,17 @@ class _Run:
         last_train: dict[str, float] = {}
         log = open(log_path, "a", encoding="utf-8") if ctx.is_main else None  # noqa: SIM115 - closed below
         batches = self._batches()
+        # Ctrl-C (single process): finish the current step, write a checkpoint, then stop; a second Ctrl-C stops now.
+        interrupted = {"flag": False}
+
+        def on_sigint(signum: int, frame: Any) -> None:
+            if interrupted["flag"]:
+                raise KeyboardInterrupt
+            interrupted["flag"] = True
+
+        previous_handler = None
+        if not ctx.distributed and threading.current_thread() is threading.main_thread():
+            previous_handler = signal.signal(signal.SIGINT, on_sigint)
         try:
             while self.step < cfg.steps:
                 values = self.train_step(next(batches))
@@ -696,12 +717,13 @@ class _Run:
                     records.extend(events)
                     if names:
                         draw_curve(records, out / "curve.png", cfg.model)
-        except KeyboardInterrupt:
-            if not ctx.distributed and self.step > 0:
-                self.checkpoint(("last.pt",))
-                self.note(f"interrupted: checkpoint at step {self.step} (continue with --resume)")
-            raise
+                if interrupted["flag"]:
+                    self.checkpoint(("last.pt",))
+                    self.note(f"interrupted: checkpoint at step {self.step} (continue with --resume)")
+                    raise KeyboardInterrupt
         finally:
+            if previous_handler is not None:
+                signal.signal(signal.SIGINT, previous_handler)
             bar.close()
             if log is not None:
                 log.close()

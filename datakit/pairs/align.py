@@ -74,10 +74,11 @@ MIN_CONFIDENCE = 0.5
 
 GRID_WIDTH = 32  # feature grid width (height from the HDR picture aspect ratio)
 HIGHPASS_SIGMA = 1.5  # Gaussian removed from the rank image, in grid pixels
-SWITCH_PENALTY = 0.05  # Viterbi cost of an offset change (similarities are in [-1, 1])
+GLOBAL_DIMS = 64  # the global offset search correlates random projections of the structure vectors
+SWITCH_PENALTY = 0.3  # Viterbi cost of an offset change (similarities are in [-1, 1])
 MIN_CONTRAST = 0.004
 MAX_BAR_LEVEL = 0.06  # Y' (normalized) above which a line is picture, never a black bar  # a frame whose thumbnail Y' standard deviation is below this carries no structure
-RATIO_MARGIN = 0.02  # a later ratio candidate must beat an earlier one by this much correlation
+CLOSE_PEAK = 0.1  # ratios whose correlation peak is within this of the best are all tracked
 _RATIO_TOLERANCE = 1e-6
 
 
@@ -105,6 +106,15 @@ def _gaussian_matrix(n: int, sigma: float) -> np.ndarray:
     x = np.arange(n, dtype=np.float64)
     k = np.exp(-0.5 * ((x[:, None] - x[None, :]) / sigma) ** 2)
     return (k / k.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def _separable(images: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``rows @ image @ cols.T`` for every image of a stack (N, h, w) -> (N, rows.shape[0], cols.shape[0]),
+    as two large matrix products (a batched matmul of small matrices is much slower)."""
+    n, h, w = images.shape
+    out = (images.reshape(n * h, w) @ cols.T).reshape(n, h, cols.shape[0])
+    out = (out.transpose(0, 2, 1).reshape(-1, h) @ rows.T).reshape(n, cols.shape[0], rows.shape[0])
+    return np.ascontiguousarray(out.transpose(0, 2, 1))
 
 
 def _rank_rows(x: np.ndarray) -> np.ndarray:
@@ -137,8 +147,7 @@ def frame_features(grid: np.ndarray, sigma: float = HIGHPASS_SIGMA) -> tuple[np.
     flat = grid.reshape(n, h * w).astype(np.float32, copy=False)
     valid = flat.std(axis=1) >= MIN_CONTRAST
     ranks = _rank_rows(flat).reshape(n, h, w)
-    gy, gx = _gaussian_matrix(h, sigma), _gaussian_matrix(w, sigma)
-    band = (ranks - gy @ ranks @ gx.T).reshape(n, h * w)
+    band = (ranks - _separable(ranks, _gaussian_matrix(h, sigma), _gaussian_matrix(w, sigma))).reshape(n, h * w)
     band -= band.mean(axis=1, keepdims=True)
     norm = np.linalg.norm(band, axis=1)
     valid &= norm > 1e-6
@@ -492,8 +501,8 @@ def _pair_similarity(a: np.ndarray, b: np.ndarray, width: int) -> np.ndarray:
     gw = max(8, min(width, w))
     gh = max(4, round(h * gw / w))
     ry, rx = _area_matrix(h, 0.0, h, gh), _area_matrix(w, 0.0, w, gw)
-    fa, va = frame_features(ry @ a.astype(np.float32) @ rx.T)
-    fb, vb = frame_features(ry @ b.astype(np.float32) @ rx.T)
+    fa, va = frame_features(_separable(a.astype(np.float32), ry, rx))
+    fb, vb = frame_features(_separable(b.astype(np.float32), ry, rx))
     return np.where(va & vb, np.sum(fa * fb, axis=1), 0.0)
 
 
@@ -506,7 +515,7 @@ def _thumb_grid(thumbs: Thumbnails, area: tuple[int, int, int, int], gw: int, gh
     rx = _area_matrix(tw, x * tw / fw, w * tw / fw, gw)
     out = np.empty((thumbs.count, gh, gw), np.float32)
     for start in range(0, thumbs.count, 4096):
-        out[start : start + 4096] = ry @ thumbs.luma[start : start + 4096] @ rx.T
+        out[start : start + 4096] = _separable(thumbs.luma[start : start + 4096], ry, rx)
     return out
 
 
@@ -555,14 +564,37 @@ def _resample_to_grid(
     return g0, values.astype(np.float32, copy=False), ok.astype(np.float32)
 
 
-def _xcorr(a: np.ndarray, b: np.ndarray, n: int, chunk: int = 64) -> np.ndarray:
+def _xcorr(a: np.ndarray | _Spectrum, b: np.ndarray, n: int, chunk: int = 64) -> np.ndarray:
     """``c[lag] = sum_g <a[g + lag], b[g]>`` for all lags (circular, length ``n``); a (La, D), b (Lb, D)."""
+    spectrum = a if isinstance(a, _Spectrum) else _Spectrum(a, n)
     acc = np.zeros(n // 2 + 1, np.complex128)
-    for d in range(0, a.shape[1], chunk):
-        fa = np.fft.rfft(a[:, d : d + chunk], n=n, axis=0)
+    for d in range(0, b.shape[1], chunk):
         fb = np.fft.rfft(b[:, d : d + chunk], n=n, axis=0)
-        acc += np.sum(fa * np.conj(fb), axis=1)
+        acc += np.sum(spectrum.get(n)[:, d : d + chunk] * np.conj(fb), axis=1)
     return np.fft.irfft(acc, n=n)
+
+
+class _Spectrum:
+    """Real FFT of a (L, D) sequence along time, computed once per transform length."""
+
+    def __init__(self, values: np.ndarray, n: int | None = None) -> None:
+        self.values = values
+        self._cache: dict[int, np.ndarray] = {}
+
+    def get(self, n: int) -> np.ndarray:
+        if n not in self._cache:
+            self._cache = {n: np.fft.rfft(self.values, n=n, axis=0)}
+        return self._cache[n]
+
+
+def _projection(dims: int, out_dims: int) -> np.ndarray:
+    """Fixed random Gaussian projection (dims -> out_dims) that keeps dot products on average
+    (Johnson-Lindenstrauss; the global search only needs sums of them over many frames); identity when
+    ``dims <= out_dims``."""
+    if dims <= out_dims:
+        return np.eye(dims, dtype=np.float32)
+    rng = np.random.default_rng(20240229)
+    return (rng.standard_normal((dims, out_dims)) / math.sqrt(out_dims)).astype(np.float32)
 
 
 @dataclass
@@ -571,6 +603,7 @@ class _Peak:
     offset_frames: float  # HDR frames (fractional)
     score: float
     z: float | None
+    rank: int  # position in the candidate list (simplest ratio first)
 
 
 def _global_search(
@@ -584,27 +617,30 @@ def _global_search(
     fps_sdr: float,
     ratios: Sequence[float],
     max_offset_frames: float,
-) -> _Peak:
-    """Best (ratio, offset) by normalized FFT cross-correlation of the feature sequences on the HDR frame grid."""
+) -> list[_Peak]:
+    """Best offset of each candidate ratio by normalized FFT cross-correlation of the feature sequences on the
+    HDR frame grid; best score first."""
     a0 = int(hdr_pos[0])
     la = int(hdr_pos[-1]) - a0 + 1
-    a = np.zeros((la, hdr_feats.shape[1]), np.float32)
+    project = _projection(hdr_feats.shape[1], GLOBAL_DIMS)
+    a = np.zeros((la, project.shape[1]), np.float32)
     ma = np.zeros(la, np.float32)
-    a[hdr_pos - a0] = hdr_feats
+    a[hdr_pos - a0] = hdr_feats @ project
     ma[hdr_pos - a0] = hdr_valid
-    best: _Peak | None = None
-    for ratio in ratios:
+    spectra = _Spectrum(a), _Spectrum((a * a).sum(axis=1, keepdims=True)), _Spectrum(ma[:, None])
+    peaks: list[_Peak] = []
+    for rank, ratio in enumerate(ratios):
         u = ratio * sdr_times * fps_hdr
         spacing = ratio * fps_hdr / fps_sdr
-        b0, b, mb = _resample_to_grid(u, sdr_feats, sdr_valid, max_gap=1.6 * max(spacing, 1.0))
+        b0, b, mb = _resample_to_grid(u, sdr_feats @ project, sdr_valid, max_gap=1.6 * max(spacing, 1.0))
         nb = float(mb.sum())
         if nb < 4 or ma.sum() < 4:
             continue
         n = _next_pow2(la + b.shape[0] + 1)
-        c = _xcorr(a, b, n)
-        energy_a = _xcorr((a * a).sum(axis=1, keepdims=True), mb[:, None], n)
-        energy_b = _xcorr(ma[:, None], (b * b).sum(axis=1, keepdims=True), n)
-        overlap = _xcorr(ma[:, None], mb[:, None], n)
+        c = _xcorr(spectra[0], b, n)
+        energy_a = _xcorr(spectra[1], mb[:, None], n)
+        energy_b = _xcorr(spectra[2], (b * b).sum(axis=1, keepdims=True), n)
+        overlap = _xcorr(spectra[2], mb[:, None], n)
         # lag L <-> HDR index = SDR grid position + off, off = L + a0 - b0
         lo = math.floor(-max_offset_frames) - 1
         hi = math.ceil(max_offset_frames) + 1
@@ -631,19 +667,19 @@ def _global_search(
             med = float(np.median(null))
             mad = float(np.median(np.abs(null - med))) * 1.4826
             z = (peak - med) / max(mad, 0.01)
-        if best is None or peak > best.score + RATIO_MARGIN:  # earlier (simpler) ratios win near-ties
-            best = _Peak(float(ratio), float(offs[k]) + frac, peak, z)
-    if best is None:
+        peaks.append(_Peak(float(ratio), float(offs[k]) + frac, peak, z, rank))
+    if not peaks:
         raise AlignmentError("the HDR and SDR streams do not overlap enough to be aligned (too few frames)")
-    return best
+    return sorted(peaks, key=lambda p: -p.score)
 
 
 def _viterbi(score: np.ndarray, reset: np.ndarray, penalty: float) -> np.ndarray:
-    """Best state path maximizing ``sum score[m, k_m] - penalty * |k_m - k_{m-1}|``; ``reset[m]``: no
-    transition cost into frame m (a gap in the sequence). score (M, S) -> path (M,) int."""
+    """Best state path maximizing ``sum score[m, k_m] - penalty * [k_m != k_{m-1}]``: any offset change (one
+    dropped frame or several) costs the same. ``reset[m]``: no transition cost into frame m (a gap in the
+    sequence). score (M, S) -> path (M,) int."""
     m_count, s_count = score.shape
     states = np.arange(s_count)
-    cost = penalty * np.abs(states[:, None] - states[None, :])  # [to, from]
+    cost = penalty * (states[:, None] != states[None, :])  # [to, from]
     back = np.zeros((m_count, s_count), np.int32)
     total = score[0].astype(np.float64)
     for m in range(1, m_count):
@@ -673,6 +709,51 @@ def _running_median(x: np.ndarray, width: int) -> np.ndarray:
     return out
 
 
+def _interpolated_positions(
+    sdr_feats: np.ndarray, hdr_feats: np.ndarray, rows: np.ndarray, frames: np.ndarray
+) -> np.ndarray:
+    """Sub-frame HDR position of each SDR frame from its structure vector and those of three consecutive HDR
+    frames ``frames - 1, frames, frames + 1`` (``rows`` (M, 3) into ``hdr_feats``, -1 = missing).
+
+    Between two consecutive HDR frames a and b the SDR vector is modelled as ``(1 - alpha) a + alpha b`` (small
+    motion); alpha in [0, 1] is solved in closed form for both pairs around the middle frame and the pair with
+    the smaller residual wins. NaN where a frame is missing.
+    """
+    out = np.full(frames.shape, np.nan)
+    for start in range(0, frames.size, 2048):
+        sl = slice(start, start + 2048)
+        r = rows[sl]
+        f = hdr_feats[np.maximum(r, 0)]  # (n, 3, D)
+        x = sdr_feats[sl][:, None, :]
+        best_res = np.full(r.shape[0], np.inf)
+        best_pos = np.full(r.shape[0], np.nan)
+        for left, shift in ((0, -1.0), (1, 0.0)):
+            fa, fb = f[:, left], f[:, left + 1]
+            delta = fb - fa
+            den = np.einsum("nd,nd->n", delta, delta)
+            alpha = np.clip(np.einsum("nd,nd->n", x[:, 0] - fa, delta) / np.maximum(den, 1e-12), 0.0, 1.0)
+            resid = np.linalg.norm(x[:, 0] - fa - alpha[:, None] * delta, axis=1)
+            ok = (r[:, left] >= 0) & (r[:, left + 1] >= 0) & (resid < best_res)
+            best_res = np.where(ok, resid, best_res)
+            best_pos = np.where(ok, frames[sl] + shift + alpha, best_pos)
+        out[sl] = best_pos
+    return out
+
+
+def _absorb_excursions(path: np.ndarray, reset: np.ndarray, shortest: int) -> np.ndarray:
+    """Relabel runs of the path shorter than ``shortest`` frames that leave and come back to the same state
+    (a frame at a cut whose nearest HDR frame belongs to the next shot, a flash...): one offset, not three."""
+    path = path.copy()
+    run_id = np.concatenate([[0], np.cumsum(reset[1:] | (np.diff(path) != 0))])
+    starts = np.flatnonzero(np.concatenate([[True], run_id[1:] != run_id[:-1]]))
+    ends = np.concatenate([starts[1:], [path.size]])
+    for k in range(1, len(starts) - 1):
+        a, b = starts[k], ends[k]
+        if b - a < shortest and not reset[a] and not reset[b] and path[a - 1] == path[b]:
+            path[a:b] = path[a - 1]
+    return path
+
+
 def _ranges(mask_indices: np.ndarray) -> list[tuple[int, int]]:
     """Inclusive runs of consecutive integers."""
     if mask_indices.size == 0:
@@ -686,9 +767,10 @@ def _ranges(mask_indices: np.ndarray) -> list[tuple[int, int]]:
 @dataclass
 class _Track:
     hdr_index: np.ndarray  # (M,) int64, -1 = unmatched
-    offsets: np.ndarray  # (M,) float64 offset in HDR frames of each SDR frame's segment
+    offsets: np.ndarray  # (M,) float64 offset (HDR frames) of each SDR frame's segment, relative to the line
     similarity: np.ndarray  # (M,) similarity with the chosen HDR frame
     segment_id: np.ndarray  # (M,) int
+    objective: float  # Viterbi path score: summed similarity minus the offset-change penalties
 
 
 def _track(
@@ -718,43 +800,45 @@ def _track(
     reset = np.concatenate([[True], np.diff(sdr_index) != 1])
     path = _viterbi(score, reset, SWITCH_PENALTY)
 
-    # sub-frame position: best of the three states around the path, then a parabola through its neighbours
-    idx = np.arange(m_count)
-    around = np.clip(path[:, None] + np.array([-1, 0, 1])[None, :], 0, ks.size - 1)
-    local = score[idx[:, None], around]
-    peak = np.clip(path + np.argmax(local, axis=1) - 1, 1, ks.size - 2)
-    s_m, s_0, s_p = score[idx, peak - 1], score[idx, peak], score[idx, peak + 1]
-    den = s_m - 2 * s_0 + s_p
-    with np.errstate(invalid="ignore", divide="ignore"):
-        frac = np.where(den < -1e-6, 0.5 * (s_m - s_p) / den, 0.0)
-    frac = np.clip(frac, -0.5, 0.5)
-    usable = sdr_valid & (s_0 > -0.5) & (s_m > -0.5) & (s_p > -0.5)
-    position = cand[idx, peak] + frac
-    residual = np.where(usable, position - base, np.nan)
+    path = _absorb_excursions(path, reset, 3)
+    changes = int(np.sum((np.diff(path) != 0) & ~reset[1:]))
+    objective = float(np.sum(score[np.arange(m_count), path])) - SWITCH_PENALTY * changes
 
-    # segments of constant offset: breaks where the running median jumps, or at gaps in the SDR sequence
-    smooth = np.full(m_count, np.nan)
-    run_starts = np.flatnonzero(reset)
-    run_ends = np.concatenate([run_starts[1:], [m_count]])
-    for a, b in zip(run_starts, run_ends, strict=True):
-        smooth[a:b] = _running_median(residual[a:b], 9)
-    # fill frames without a usable estimate from their run neighbours (path offset as the last resort)
-    fallback = (cand[idx, path] - base).astype(np.float64)
-    smooth = np.where(np.isfinite(smooth), smooth, fallback)
-    jump = np.abs(np.diff(smooth)) > 0.45
-    segment_id = np.concatenate([[0], np.cumsum(reset[1:] | jump)])
+    # segments: runs of constant path state (the Viterbi penalty keeps noise from splitting them)
+    segment_id = np.concatenate([[0], np.cumsum(reset[1:] | (np.diff(path) != 0))])
+    idx = np.arange(m_count)
+    on_path = cand[idx, path]
+    frame_for_frame = bool(np.all(np.abs(base - np.round(base)) < 1e-4))
+    if frame_for_frame:
+        position = np.full(m_count, np.nan)
+    else:
+        neighbours = np.stack([on_path - 1, on_path, on_path + 1], axis=1)
+        inside_n = (neighbours >= 0) & (neighbours < lut.size - 1) & (neighbours < hdr_count)
+        rows_n = np.where(inside_n, lut[np.clip(neighbours, 0, lut.size - 1)], -1)
+        position = _interpolated_positions(sdr_feats, hdr_feats, rows_n, on_path)
+    residual = np.where(sdr_valid, position - base, np.nan)
     offsets = np.empty(m_count)
     for seg in range(int(segment_id[-1]) + 1):
-        members = segment_id == seg
-        vals = residual[members]
-        vals = vals[np.isfinite(vals)]
-        offsets[members] = np.median(vals) if vals.size else np.median(smooth[members])
+        members = np.flatnonzero(segment_id == seg)
+        state = int(path[members[0]])
+        values = residual[members]
+        values = values[np.isfinite(values)]
+        if values.size:  # different rates: median of the interpolated sub-frame positions
+            offsets[members] = float(np.median(values))
+        else:  # frame for frame (or nothing usable): the whole offset of the path state
+            offsets[members] = float(np.median(cand[members, state] - base[members]))
     chosen = np.floor(base + offsets + 0.5).astype(np.int64)
     ok = (chosen >= 0) & (chosen < hdr_count)
     rows_c = np.where(ok & (chosen < lut.size - 1), lut[np.clip(chosen, 0, lut.size - 1)], -1)
     sim = np.where(rows_c >= 0, np.einsum("nd,nd->n", sdr_feats, hdr_feats[np.maximum(rows_c, 0)]), np.nan)
     hdr_chosen = np.where(ok, chosen, -1)
-    return _Track(hdr_chosen, offsets, sim, segment_id)
+    return _Track(hdr_chosen, offsets, sim, segment_id, objective)
+
+
+def _one_to_one(ratio: float, fps_hdr: Fraction, fps_sdr: Fraction) -> bool:
+    """Whether each SDR frame shows one HDR frame (HDR frame steps per SDR frame = 1): same rates at the same
+    speed, or a sped-up version (25 fps showing every frame of a 24 fps master)."""
+    return abs(ratio * float(fps_hdr) / float(fps_sdr) - 1.0) < 1e-6
 
 
 def _ratio_candidates(fps_hdr: Fraction, fps_sdr: Fraction) -> list[float]:
@@ -811,7 +895,7 @@ class _Matches:
     sdr_index: np.ndarray
     hdr_index: np.ndarray
     similarity: np.ndarray
-    contrast: np.ndarray
+    texture: np.ndarray  # SDR high-pass Y' standard deviation on the feature grid
 
 
 def align_thumbnails(
@@ -841,13 +925,14 @@ def align_thumbnails(
     grid_s = _thumb_grid(thumbs_sdr, sdr_area, gw, gh)
     feat_h, valid_h = frame_features(grid_h)
     feat_s, valid_s = frame_features(grid_s)
-    contrast_s = grid_s.reshape(grid_s.shape[0], -1).std(axis=1)
+    blur_s = _separable(grid_s, _gaussian_matrix(gh, HIGHPASS_SIGMA), _gaussian_matrix(gw, HIGHPASS_SIGMA))
+    texture_s = (grid_s - blur_s).reshape(grid_s.shape[0], -1).std(axis=1)
 
     reasons: list[str] = []
     if valid_h.sum() < 4 or valid_s.sum() < 4:
         raise AlignmentError("too few frames with picture content (black or flat video?) to align the pair")
     sdr_times = thumbs_sdr.indices / float(fps_s)
-    peak = _global_search(
+    peaks = _global_search(
         thumbs_hdr.indices,
         feat_h,
         valid_h,
@@ -859,12 +944,22 @@ def align_thumbnails(
         _ratio_candidates(fps_h, fps_s),
         max_offset_seconds * float(fps_h),
     )
-    base = peak.ratio * sdr_times * float(fps_h)
     count_h = hdr_frame_count if hdr_frame_count is not None else int(thumbs_hdr.indices[-1]) + 1
     radius = max(4, math.ceil(0.5 * float(fps_h)))
-    track = _track(
-        thumbs_hdr.indices, feat_h, thumbs_sdr.indices, feat_s, valid_s, base + peak.offset_frames, count_h, radius
-    )
+    # track around the line of every ratio whose correlation is close to the best one; keep the best path
+    # (a few dropped frames make the offset creep like a slightly wrong ratio: the path score decides)
+    best_track: tuple[_Peak, _Track] | None = None
+    for peak in sorted(peaks, key=lambda p: p.rank):  # simplest ratio first; others must save an offset change
+        if peak.score < peaks[0].score - CLOSE_PEAK:
+            continue
+        base = peak.ratio * sdr_times * float(fps_h) + peak.offset_frames
+        if _one_to_one(peak.ratio, fps_h, fps_s):  # every SDR frame is one HDR frame: whole-frame offsets
+            base = np.round(base - peak.offset_frames) + round(peak.offset_frames)
+        track = _track(thumbs_hdr.indices, feat_h, thumbs_sdr.indices, feat_s, valid_s, base, count_h, radius)
+        if best_track is None or track.objective > best_track[1].objective + SWITCH_PENALTY:
+            best_track = (peak, track)
+    assert best_track is not None
+    peak, track = best_track
     offsets = track.offsets + peak.offset_frames  # HDR frames, relative to ratio * t * fps_hdr
 
     # verification: a structured SDR frame must resemble its HDR frame
@@ -892,12 +987,10 @@ def align_thumbnails(
             segments.append(Segment(first, last, off_s))
             seg_sizes.append(members.size)
     headline = segments[int(np.argmax(seg_sizes))].offset_seconds if segments else peak.offset_frames / float(fps_h)
-    if peak.ratio == 1.0 and fps_h == fps_s:  # snap to whole frames when both play frame for frame
+    if _one_to_one(peak.ratio, fps_h, fps_s):  # snap to whole frames when both play frame for frame
         headline = round(headline * float(fps_h)) / float(fps_h)
         segments = [Segment(g.first, g.last, round(g.offset_seconds * float(fps_h)) / float(fps_h)) for g in segments]
-    unmatched = _ranges(thumbs_sdr.indices[bad & (track.hdr_index >= 0)]) + _ranges(
-        thumbs_sdr.indices[track.hdr_index < 0]
-    )
+    unmatched = _ranges(thumbs_sdr.indices[bad])
 
     c_sim = _similarity_confidence(similarity)
     c_z = 1.0 if peak.z is None else _smoothstep(peak.z, 3.0, 6.0)
@@ -922,7 +1015,7 @@ def align_thumbnails(
         fps_sdr=fps_s,
         confidence=confidence,
         segments=tuple(segments),
-        unmatched=tuple(sorted(unmatched)),
+        unmatched=tuple(unmatched),
         hdr_frame_count=hdr_frame_count,
         sdr_frame_count=sdr_frame_count,
         similarity=similarity,
@@ -931,7 +1024,7 @@ def align_thumbnails(
     )
     overall = min(confidence, 1.0) if spatial.confidence >= 0.5 else min(confidence, spatial.confidence)
     alignment = Alignment(temporal, spatial, overall, tuple(reasons) + spatial.reasons)
-    matches = _Matches(thumbs_sdr.indices, hdr_index, track.similarity, contrast_s)
+    matches = _Matches(thumbs_sdr.indices, hdr_index, track.similarity, texture_s)
     return alignment, matches
 
 
@@ -950,6 +1043,17 @@ def _rank_image(img: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     else:
         out = ranks.reshape(img.shape)
     return out
+
+
+def _band(rank: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Band-pass of a rank image for registration: light smoothing minus a wide blur (texture, not shading);
+    zero outside ``mask``."""
+    import cv2
+
+    sigma = max(2.0, rank.shape[1] / 96)
+    out = cv2.GaussianBlur(rank, (0, 0), 1.0) - cv2.GaussianBlur(rank, (0, 0), sigma * 4)
+    out[~mask] = 0.0
+    return out.astype(np.float32)
 
 
 def _affine3(m: np.ndarray) -> np.ndarray:
@@ -980,14 +1084,20 @@ def refine_spatial(
     work_to_hdr = np.array([[hw / ww, 0, hx], [0, hh / wh, hy], [0, 0, 1.0]])
     px, py = initial.sdr_picture[:2]
     hdr_to_sdr = np.array(
-        [[1 / initial.scale_x, 0, px - initial.tx / initial.scale_x], [0, 1 / initial.scale_y, py - initial.ty / initial.scale_y], [0, 0, 1.0]]
+        [
+            [1 / initial.scale_x, 0, px - initial.tx / initial.scale_x],
+            [0, 1 / initial.scale_y, py - initial.ty / initial.scale_y],
+            [0, 0, 1.0],
+        ]
     )
     centre = np.array([[1.0, 0, 0.5], [0, 1.0, 0.5], [0, 0, 1.0]])  # centre coords -> edge coords
     results: list[np.ndarray] = []
     correlations: list[float] = []
     for hdr_luma, sdr_luma in frame_pairs:
         template = cv2.resize(
-            np.ascontiguousarray(hdr_luma[hy : hy + hh, hx : hx + hw], np.float32), (ww, wh), interpolation=cv2.INTER_AREA
+            np.ascontiguousarray(hdr_luma[hy : hy + hh, hx : hx + hw], np.float32),
+            (ww, wh),
+            interpolation=cv2.INTER_AREA,
         )
         sdr = np.asarray(sdr_luma, np.float32)
         pre = np.eye(3)
@@ -1002,11 +1112,13 @@ def refine_spatial(
         ones = cv2.warpAffine(
             np.ones(sdr.shape, np.uint8), m[:2], (ww, wh), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP
         )
-        mask = cv2.erode(ones, np.ones((5, 5), np.uint8)).astype(bool)
+        # compare only where the SDR is neither clipped nor crushed: clipping draws edges the HDR does not have
+        usable = (ones > 0) & (warped > 0.02) & (warped < 0.97)
+        mask = cv2.erode(usable.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
         if mask.sum() < 0.2 * mask.size or template.std() < MIN_CONTRAST or warped[mask].std() < MIN_CONTRAST:
             continue
-        t_rank = cv2.GaussianBlur(_rank_image(template), (0, 0), 1.0)
-        w_rank = cv2.GaussianBlur(_rank_image(warped, mask), (0, 0), 1.0)
+        t_rank = _band(_rank_image(template), mask)
+        w_rank = _band(_rank_image(warped, mask), mask)
         warp = np.eye(2, 3, dtype=np.float32)
         try:
             cc, warp = cv2.findTransformECC(
@@ -1029,38 +1141,43 @@ def refine_spatial(
         reasons = (*initial.reasons, "registration of full-resolution frames failed: geometry from black bars only")
         return SpatialAlignment(**{**initial.__dict__, "confidence": min(initial.confidence, 0.4), "reasons": reasons})
 
-    h2s = np.median(np.stack(results), axis=0)
+    # corners of the SDR picture (edge coords) mapped to HDR px by each registration; robust consensus
+    px, py, pw, ph = initial.sdr_picture
+    sdr_corners = np.array([[px, py, 1.0], [px + pw, py, 1.0], [px, py + ph, 1.0], [px + pw, py + ph, 1.0]]).T
+    per_pair = np.stack([(np.linalg.inv(r) @ sdr_corners)[:2] for r in results])  # (P, 2, 4)
+    consensus = np.median(per_pair, axis=0)
+    deviation = np.max(np.abs(per_pair - consensus), axis=(1, 2))
+    tolerance = max(1.0, 1.0 / f)  # one work-grid pixel, in HDR px
+    inliers = deviation <= 2.0 * tolerance
+    if inliers.sum() < max(1, (len(results) + 1) // 2):
+        inliers = deviation <= np.median(deviation)
+    spread = float(np.max(deviation[inliers]))
+    h2s = np.median(np.stack([r for r, k in zip(results, inliers, strict=True) if k]), axis=0)
     s2h = np.linalg.inv(h2s)
-    # corners of the HDR active picture through the refined and the initial inverse maps, in HDR px
-    corners = np.array([[hx, hy, 1.0], [hx + hw, hy, 1.0], [hx, hy + hh, 1.0], [hx + hw, hy + hh, 1.0]]).T
     init_s2h = np.linalg.inv(hdr_to_sdr)
-    sdr_corners = hdr_to_sdr @ corners
     disagreement = float(np.max(np.abs((s2h @ sdr_corners) - (init_s2h @ sdr_corners))[:2]))
-    spread = 0.0
-    if len(results) > 1:
-        per_pair = np.stack([np.linalg.inv(r) @ sdr_corners for r in results])
-        spread = float(np.max(np.abs(per_pair - per_pair.mean(axis=0))[:, :2]))
+    correlations = [c for c, k in zip(correlations, inliers, strict=True) if k]
     cc = float(np.median(correlations))
     reasons = list(initial.reasons)
     shear = abs(s2h[0, 1]) + abs(s2h[1, 0])
     confidence = _smoothstep(cc, 0.4, 0.7)
-    if spread > 2.0 * max(1.0, initial.scale):
+    if spread > 2.0 * tolerance or inliers.sum() < 2 <= len(results):
         confidence = min(confidence, 0.4)
-        reasons.append(f"registrations of different frames disagree by {spread:.1f} HDR px")
+        reasons.append(f"registrations of different frames disagree by {float(np.max(deviation)):.1f} HDR px")
     if cc < 0.6:
         reasons.append(f"full-resolution frames correlate weakly after registration ({cc:.2f})")
-    if disagreement <= 0.5:
+    if disagreement <= 0.75 * tolerance:  # the exact black-bar geometry is confirmed
         return SpatialAlignment(
             **{
                 **initial.__dict__,
-                "confidence": min(confidence, max(initial.confidence, confidence)),
+                "confidence": confidence,
                 "refined": True,
                 "residual": disagreement,
                 "correlation": cc,
                 "reasons": tuple(reasons),
             }
         )
-    if disagreement > 2.0 * max(1.0, initial.scale):
+    if disagreement > 2.0 * tolerance:
         reasons.append(
             f"the black-bar picture area and the registered geometry differ by {disagreement:.1f} HDR px; "
             "using the registered geometry"
@@ -1086,8 +1203,8 @@ def refine_spatial(
 
 
 def _pick_refinement_frames(matches: _Matches, count: int) -> list[tuple[int, int]]:
-    """Up to ``count`` matched (sdr, hdr) frame pairs, one per equal part of the sequence: the most contrasted
-    among the well matched ones."""
+    """Up to ``count`` matched (sdr, hdr) frame pairs, one per equal part of the sequence: the most textured
+    among the well matched ones (texture conditions the registration)."""
     good = np.flatnonzero((matches.hdr_index >= 0) & np.isfinite(matches.similarity))
     if good.size == 0:
         return []
@@ -1096,7 +1213,7 @@ def _pick_refinement_frames(matches: _Matches, count: int) -> list[tuple[int, in
     picks = []
     for part in np.array_split(good, min(count, good.size)):
         if part.size:
-            k = part[int(np.argmax(matches.contrast[part]))]
+            k = part[int(np.argmax(matches.texture[part]))]
             picks.append((int(matches.sdr_index[k]), int(matches.hdr_index[k])))
     return picks
 

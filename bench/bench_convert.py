@@ -1,0 +1,242 @@
+"""Benchmark ``datakit convert`` on a generated 1080p SDR clip: model cost, peak memory, end-to-end throughput.
+
+Usage: ``python bench/bench_convert.py [--frames 24] [--models classical,agcm,hdcfm] [--preset medium]
+[--crf 18] [--frames-4k 2] [--no-4k] [--threads N]``.
+
+Models: those with a shipped checkpoint (``models/NAME/*.pt``), or, when none is shipped yet, ``classical``,
+``agcm`` and ``hdcfm`` with untrained weights (speed and memory do not depend on the weights). For each model,
+in a fresh process each (so that peak figures are that measurement's own):
+
+- model cost at 1080p: CPU seconds (user + system, all threads) and wall seconds per frame of
+  :class:`datakit.convert.FrameConverter` (tensor copies, model, clipping; no decoding or encoding);
+- peak memory at 1080p (whole frames) and at 3840x2160 with 512-pixel tiles: the process's peak resident set
+  (``ru_maxrss``, everything: Python, torch, libraries), the peak of numpy/Python allocations traced by
+  ``tracemalloc`` (torch's CPU allocator is not traced) and ``torch.cuda.max_memory_allocated`` on CUDA;
+- end-to-end: ``convert_video`` on the clip against decode + encode alone (VideoReader -> HDR10Writer with the
+  same crf and preset, no model), as seconds and as the ratio of throughputs.
+
+Prints the figures; asserts nothing. Not run by the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import multiprocessing
+import os
+import resource
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DEFAULT_MODELS = ("classical", "agcm", "hdcfm")
+
+
+def sdr_frame(t: int, width: int, height: int) -> np.ndarray:
+    """Moving synthetic BT.709 R'G'B' picture (``rgb_sdr`` float32 [0, 1]): colour ramps, texture, a bright sky."""
+    rng = np.random.default_rng(7)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    texture = rng.random((height // 16 + 1, width // 16 + 1, 3), dtype=np.float32)
+    texture = np.repeat(np.repeat(texture, 16, axis=0), 16, axis=1)[:height, :width]
+    texture = np.roll(texture, 8 * t, axis=1)
+    ramp = np.stack([(xx + 10 * t) % width / width, yy / height, 1.0 - xx / width], axis=-1)
+    sky = (yy < height * 0.3)[..., None]
+    rgb = np.where(sky, 0.85 + 0.15 * ramp, 0.15 + 0.6 * ramp) + 0.12 * (texture - 0.5)
+    return np.clip(rgb, 0.0, 1.0).astype(np.float32)
+
+
+def make_clip(path: Path, frames: int, width: int = 1920, height: int = 1080) -> Path:
+    from datakit.io.writer import SDRWriter
+
+    with SDRWriter(path, width, height, 24, preset="veryfast", crf=16) as writer:
+        for t in range(frames):
+            writer.write(sdr_frame(t, width, height))
+    return path
+
+
+def untrained_checkpoint(name: str, folder: Path) -> Path:
+    """A datakit-format checkpoint of the untrained model ``name`` (seeded)."""
+    import torch
+
+    from datakit.nn.registry import create_model
+    from datakit.nn.train import CHECKPOINT_FORMAT
+
+    torch.manual_seed(0)
+    model = create_model(name)
+    path = folder / f"{name}-untrained.pt"
+    torch.save({"format": CHECKPOINT_FORMAT, "model_name": name, "model_args": {}, "model": model.state_dict()}, path)
+    return path
+
+
+def _peak_rss_mb() -> float:
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return rss / 1024.0 if sys.platform != "darwin" else rss / 2**20
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measure_model(
+    name: str, checkpoint: str | None, width: int, height: int, frames: int, tile: int | None, threads: int | None
+) -> dict[str, Any]:
+    """Child process: per-frame cost and peak memory of the converter at one resolution."""
+    import torch
+
+    from datakit.convert import FrameConverter, resolve_model
+
+    if threads:
+        torch.set_num_threads(threads)
+    tracemalloc.start()
+    module, name, _ = resolve_model(name, checkpoint, "auto")
+    conv = FrameConverter(module, name=name, tile=tile)
+    # A few distinct frames, reused: the measurement covers the conversion, not picture generation.
+    pool = [sdr_frame(t, width, height) for t in range(conv.frames + 1)]
+    conv([pool[: conv.frames]])  # warm-up (allocator, kernels)
+    cuda = torch.cuda.is_available() and conv.device.type == "cuda"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    cpu0, wall0 = _cpu_seconds(), time.perf_counter()
+    for t in range(frames):
+        window = [pool[(t + k) % len(pool)] for k in range(conv.frames)]
+        conv([window])
+    if cuda:
+        torch.cuda.synchronize()
+    cpu, wall = _cpu_seconds() - cpu0, time.perf_counter() - wall0
+    _, traced_peak = tracemalloc.get_traced_memory()
+    return {
+        "cpu_s_per_frame": cpu / frames,
+        "wall_s_per_frame": wall / frames,
+        "tile": conv.tile_for(height, width),
+        "device": str(conv.device),
+        "peak_rss_mb": _peak_rss_mb(),
+        "tracemalloc_peak_mb": traced_peak / 2**20,
+        "cuda_peak_mb": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def measure_convert(
+    clip: str, out: str, name: str, checkpoint: str | None, crf: float, preset: str, threads: int | None
+) -> dict[str, Any]:
+    """Child process: the whole ``convert_video`` (decode, model, encode, mux)."""
+    import torch
+
+    from datakit.convert import convert_video
+
+    if threads:
+        torch.set_num_threads(threads)
+    t0 = time.perf_counter()
+    result = convert_video(clip, out, model=name, checkpoint=checkpoint, crf=crf, preset=preset, overwrite=True)
+    return {"seconds": time.perf_counter() - t0, "frames": result["frames"], "peak_rss_mb": _peak_rss_mb()}
+
+
+def measure_baseline(clip: str, out: str, crf: float, preset: str) -> dict[str, Any]:
+    """Child process: decode + encode alone, same writer settings (the SDR signal written as if it were PQ)."""
+    from datakit.io.metadata import MasteringDisplay
+    from datakit.io.reader import VideoReader
+    from datakit.io.writer import HDR10Writer
+
+    t0 = time.perf_counter()
+    with VideoReader(clip, encoding="sdr") as reader:
+        info = reader.info
+        with HDR10Writer(
+            out, info.width, info.height, info.fps, crf=crf, preset=preset, mastering=MasteringDisplay.p3_d65()
+        ) as writer:
+            for frame in reader:
+                writer.write(frame.rgb("float32"))
+    return {"seconds": time.perf_counter() - t0, "frames": writer.frames_written, "peak_rss_mb": _peak_rss_mb()}
+
+
+def in_child(fn: Any, *args: Any) -> dict[str, Any]:
+    """Run ``fn(*args)`` in a fresh spawned process (its own peak RSS, no state carried over)."""
+    ctx = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+        return pool.submit(fn, *args).result()
+
+
+def _mb(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f} MB"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, default=24, help="frames of the 1080p clip (default 24)")
+    parser.add_argument("--models", help="comma-separated model names (default: shipped, else classical,agcm,hdcfm)")
+    parser.add_argument("--preset", default="medium", help="libx265 preset for the end-to-end runs (medium)")
+    parser.add_argument("--crf", type=float, default=18, help="libx265 crf for the end-to-end runs (18)")
+    parser.add_argument("--frames-4k", type=int, default=2, help="frames converted at 4K per model (2)")
+    parser.add_argument("--no-4k", action="store_true", help="skip the 4K measurements")
+    parser.add_argument("--no-e2e", action="store_true", help="skip the end-to-end convert_video runs")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
+    args = parser.parse_args()
+
+    from datakit.convert import models_dir, shipped_checkpoint
+
+    with tempfile.TemporaryDirectory(prefix="bench_convert_") as tmp:
+        folder = Path(tmp)
+        if args.models:
+            names = [n.strip() for n in args.models.split(",") if n.strip()]
+        else:
+            shipped = sorted(p.name for p in models_dir().iterdir() if p.is_dir() and shipped_checkpoint(p.name))
+            names = shipped if models_dir().is_dir() and shipped else list(DEFAULT_MODELS)
+        checkpoints: dict[str, str | None] = {}
+        for name in names:
+            if name == "classical" or shipped_checkpoint(name):
+                checkpoints[name] = None
+            else:
+                checkpoints[name] = str(untrained_checkpoint(name, folder))
+        t0 = time.perf_counter()
+        clip = make_clip(folder / "sdr1080.mp4", args.frames)
+        print(f"clip: 1920x1080 SDR H.264, {args.frames} frames ({time.perf_counter() - t0:.1f} s to make)")
+        print(f"cores: {os.cpu_count()}; models: {', '.join(names)} (untrained unless shipped)\n")
+
+        header = f"{'model':<10} {'cpu s/frame':>11} {'wall s/frame':>12} {'peak RSS':>10} {'numpy peak':>11}"
+        print("model cost and memory at 1920x1080 (whole frames):")
+        print(header)
+        for name in names:
+            r = in_child(measure_model, name, checkpoints[name], 1920, 1080, min(args.frames, 6), 0, args.threads)
+            print(
+                f"{name:<10} {r['cpu_s_per_frame']:>11.3f} {r['wall_s_per_frame']:>12.3f} "
+                f"{_mb(r['peak_rss_mb']):>10} {_mb(r['tracemalloc_peak_mb']):>11}"
+                + (f"  cuda {_mb(r['cuda_peak_mb'])}" if r["cuda_peak_mb"] is not None else "")
+                + f"  [{r['device']}, {r['torch_threads']} threads]"
+            )
+        if not args.no_4k:
+            print("\nat 3840x2160, tiles of 512 px (overlap 32):")
+            print(header)
+            for name in names:
+                r = in_child(measure_model, name, checkpoints[name], 3840, 2160, args.frames_4k, 512, args.threads)
+                print(
+                    f"{name:<10} {r['cpu_s_per_frame']:>11.3f} {r['wall_s_per_frame']:>12.3f} "
+                    f"{_mb(r['peak_rss_mb']):>10} {_mb(r['tracemalloc_peak_mb']):>11}"
+                    + (f"  cuda {_mb(r['cuda_peak_mb'])}" if r["cuda_peak_mb"] is not None else "")
+                )
+        if not args.no_e2e:
+            print(f"\nend to end on the clip (libx265 preset {args.preset}, crf {args.crf:g}):")
+            base = in_child(measure_baseline, str(clip), str(folder / "base.mp4"), args.crf, args.preset)
+            fps0 = base["frames"] / base["seconds"]
+            print(
+                f"{'decode+encode':<14} {base['seconds']:7.1f} s  {fps0:6.2f} frames/s  "
+                f"peak RSS {_mb(base['peak_rss_mb'])}"
+            )
+            for name in names:
+                out = str(folder / f"{name}.mp4")
+                r = in_child(
+                    measure_convert, str(clip), out, name, checkpoints[name], args.crf, args.preset, args.threads
+                )
+                fps = r["frames"] / r["seconds"]
+                print(
+                    f"{'convert ' + name:<14} {r['seconds']:7.1f} s  {fps:6.2f} frames/s  peak RSS "
+                    f"{_mb(r['peak_rss_mb'])}  throughput {fps / fps0:.2f} x decode+encode"
+                )
+
+
+if __name__ == "__main__":
+    main()

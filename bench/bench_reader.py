@@ -1,0 +1,112 @@
+"""Benchmark VideoReader against bare PyAV decoding on a 1080p 10-bit HEVC clip.
+
+Usage: ``python bench/bench_reader.py [--clip PATH] [--frames 60] [--threads auto] [--repeat 2]``.
+Without ``--clip`` an HDR10 test clip (1920x1080, x265 ultrafast, PQ BT.2020) is encoded once into
+the temporary folder and reused. Prints frames/s for:
+
+(a) PyAV decode alone (``thread_type = "AUTO"``),
+(b) VideoReader with ``frame.rgb("float32")`` (PQ R'G'B' in [0, 1]),
+(c) VideoReader with ``frame.rgb("uint16")``,
+(d) VideoReader with ``frame.luma(width=256)`` (analysis thumbnails),
+
+and the ratio of each to (a). Not run by the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+
+def make_clip(path: Path, frames: int, width: int = 1920, height: int = 1080) -> Path:
+    """Encode a moving synthetic PQ BT.2020 clip with datakit's HDR10Writer (streaming, MaxCLL given)."""
+    from datakit.io.metadata import ContentLightLevel
+    from datakit.io.writer import HDR10Writer
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    texture = rng.random((height // 8, width // 8, 3), dtype=np.float32)
+    texture = np.repeat(np.repeat(texture, 8, axis=0), 8, axis=1)
+    with HDR10Writer(
+        path, width, height, 24, preset="ultrafast", crf=22, light_level=ContentLightLevel(1000, 300)
+    ) as writer:
+        for i in range(frames):
+            shift = np.roll(texture, 6 * i, axis=1)
+            ramp = (0.25 + 0.35 * ((xx + 12 * i) % width) / width + 0.1 * yy / height)[..., None]
+            writer.write(np.clip(ramp + 0.2 * (shift - 0.5), 0.0, 1.0))
+    return path
+
+
+def timed(label: str, fn: Callable[[], int], repeat: int) -> float:
+    best = 0.0
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        n = fn()
+        fps = n / (time.perf_counter() - t0)
+        best = max(best, fps)
+    print(f"{label:<42s} {best:8.1f} frames/s")
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clip", type=Path, help="existing 10-bit HEVC clip (default: make one)")
+    parser.add_argument("--frames", type=int, default=60, help="frames in the generated clip (default 60)")
+    parser.add_argument("--threads", default="auto", help="decoder threads: auto or a number")
+    parser.add_argument("--repeat", type=int, default=2, help="runs per measurement; the best is kept")
+    args = parser.parse_args()
+
+    import av
+
+    from datakit.io.reader import VideoReader
+
+    clip = args.clip
+    if clip is None:
+        clip = Path(tempfile.gettempdir()) / "datakit-bench" / f"hdr10_1080p_{args.frames}.mp4"
+        if not clip.exists():
+            clip.parent.mkdir(parents=True, exist_ok=True)
+            print(f"encoding {args.frames} frames of 1080p HDR10 into {clip} ...")
+            make_clip(clip, args.frames)
+    threads = args.threads if args.threads == "auto" else int(args.threads)
+
+    def pyav_decode() -> int:
+        with av.open(str(clip)) as container:
+            stream = container.streams.video[0]
+            stream.codec_context.thread_type = "AUTO"
+            if threads != "auto":
+                stream.codec_context.thread_count = threads
+            return sum(1 for _ in container.decode(stream))
+
+    def reader(convert: Callable[[object], object]) -> Callable[[], int]:
+        def run() -> int:
+            n = 0
+            with VideoReader(clip, threads=threads) as r:
+                for frame in r:
+                    convert(frame)
+                    n += 1
+            return n
+
+        return run
+
+    with VideoReader(clip) as r:
+        info = r.info
+    print(f"{clip}: {info.width}x{info.height} {info.pix_fmt} {info.codec}, {info.frame_count} frames")
+    base = timed("(a) PyAV decode, thread_type AUTO", pyav_decode, args.repeat)
+    rows = [
+        ("(b) VideoReader rgb('float32')", reader(lambda f: f.rgb("float32"))),
+        ("(c) VideoReader rgb('uint16')", reader(lambda f: f.rgb("uint16"))),
+        ("(d) VideoReader luma(width=256)", reader(lambda f: f.luma(width=256))),
+        ("(e) VideoReader, no conversion", reader(lambda f: None)),
+    ]
+    for label, fn in rows:
+        fps = timed(label, fn, args.repeat)
+        print(f"{'':<42s} {fps / base:8.2f} x (a)")
+
+
+if __name__ == "__main__":
+    main()
