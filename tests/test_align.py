@@ -157,6 +157,24 @@ def test_ranks_average_ties_and_features_ignore_tone_curves():
     assert not flat_valid.any() and not flat_feats.any()
 
 
+def test_viterbi_matches_brute_force():
+    import itertools
+
+    rng = np.random.default_rng(5)
+    for _ in range(100):
+        m, k = int(rng.integers(1, 6)), int(rng.integers(1, 4))
+        score = rng.random((m, k))
+        reset = rng.random(m) < 0.3
+        reset[0] = True
+
+        def value(path, score=score, reset=reset, m=m):
+            changes = sum(path[i] != path[i - 1] and not reset[i] for i in range(1, m))
+            return sum(score[i, path[i]] for i in range(m)) - 0.3 * changes
+
+        best = max(value(p) for p in itertools.product(range(k), repeat=m))
+        assert value(A._viterbi(score, reset, 0.3)) == pytest.approx(best)
+
+
 def test_black_bars_survive_dark_scenes():
     rows = np.full((40, 100), 0.0, np.float32)
     rows[:, 12:88] = 0.012  # the picture is near black in most frames (a night scene)...
@@ -194,9 +212,14 @@ def test_geometry_maps_and_resamples_consistently():
     sdr[30:210] = cv2.resize(hdr, (320, 180), interpolation=cv2.INTER_AREA)
     back = spatial.sdr_to_hdr_grid(sdr)
     assert back.shape == hdr.shape and np.abs(back - hdr)[4:-4, 4:-4].max() < 0.02 * np.ptp(hdr)
-    assert spatial.clip_confidence(np.repeat(hdr[None, ..., None], 3, -1), np.repeat(back[None, ..., None], 3, -1)) > 0.9
+    assert (
+        spatial.clip_confidence(np.repeat(hdr[None, ..., None], 3, -1), np.repeat(back[None, ..., None], 3, -1)) > 0.9
+    )
     shifted = np.roll(back, 24, axis=1)
-    assert spatial.clip_confidence(np.repeat(hdr[None, ..., None], 3, -1), np.repeat(shifted[None, ..., None], 3, -1)) < 0.5
+    assert (
+        spatial.clip_confidence(np.repeat(hdr[None, ..., None], 3, -1), np.repeat(shifted[None, ..., None], 3, -1))
+        < 0.5
+    )
 
 
 def test_refinement_corrects_a_cropped_sdr():
@@ -204,7 +227,7 @@ def test_refinement_corrects_a_cropped_sdr():
     rng = np.random.default_rng(3)
     hdr = cv2.GaussianBlur(rng.random((216, 384)).astype(np.float32), (0, 0), 3)
     hdr = (hdr - hdr.min()) / np.ptp(hdr)
-    crop_x, crop_y, crop_w, crop_h = 6.0, 3.375, 372.0, 209.25  # same aspect ratio as the frame
+    crop_x, crop_y, crop_w = 6.0, 3.375, 372.0  # 372 x 209.25: the frame's aspect ratio
     sx = crop_w / 320
     sdr = np.zeros((240, 320), np.float32)
     m = np.array([[sx, 0, crop_x + 0.5 * sx - 0.5], [0, sx, crop_y + 0.5 * sx - 0.5]])  # SDR centre -> HDR centre
@@ -248,7 +271,9 @@ def test_pal_speed_up_and_drops_on_long_synthetic_streams():
         vx, vy = rng.normal(0, 2.5, 2)
         for i in range(min(length, n - k)):
             m = np.array([[4.0, 0, x + vx * i], [0, 4.0, y + vy * i]], np.float32)
-            film[k] = cv2.warpAffine(texture, m, (64, 36), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+            film[k] = cv2.warpAffine(
+                texture, m, (64, 36), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT
+            )
             k += 1
     offset, dropped = 17, {400, 950}
     shown = [i + offset for i in range(n - 40) if i not in dropped]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import struct
 import warnings
+import weakref
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -217,6 +218,32 @@ def test_reflect_index_and_windows() -> None:
     _, first = next(windows)
     assert first == [2, 1, 0, 1, 2] and pulled == [0, 1, 2]  # reads only what the window needs
     assert len(list(windows)) == 49 and pulled == list(range(50))  # each item read once
+
+
+class _Item:
+    """A frame stand-in that can be tracked with a weak reference."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+
+@pytest.mark.parametrize(("size", "centre", "held"), [(5, True, 5), (3, False, 5), (1, True, 1)])
+def test_windows_hold_a_bounded_buffer(size: int, centre: bool, held: int) -> None:
+    alive: weakref.WeakSet[_Item] = weakref.WeakSet()
+
+    def source() -> Any:
+        for i in range(40):
+            item = _Item(i)
+            alive.add(item)
+            yield item
+            del item
+
+    seen = []
+    for positions, window in temporal_windows(source(), size, centre=centre):
+        seen += [window[p].index for p in positions]
+        del window
+        assert len(alive) <= held
+    assert seen == list(range(40))
 
 
 def test_multiframe_window_uses_reflected_neighbours() -> None:

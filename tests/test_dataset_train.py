@@ -259,6 +259,31 @@ def test_brightness_consistency_follows_motion_and_penalizes_flicker(data_root: 
     assert perceptual(truth[:, 1], truth[:, 1].flip(-1)).item() > 0.0
 
 
+def test_vgg_perceptual_loss_reads_local_weights_only(tmp_path: Path):
+    from torchvision.models import vgg19
+
+    from datakit.nn.losses import VGGPerceptualLoss, perceptual_loss
+
+    torch.manual_seed(0)
+    with torch.device("meta"):
+        features = vgg19(weights=None).features[:36]
+    features = features.to_empty(device="cpu")
+    for p in features.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    path = tmp_path / "vgg19_features.pth"
+    torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, path)
+    loss = perceptual_loss(str(path))
+    assert isinstance(loss, VGGPerceptualLoss)
+    x = torch.rand(1, 3, 32, 32)
+    assert loss(x, x).item() == 0.0 and loss(x, x.flip(-1)).item() > 0.0
+    assert isinstance(perceptual_loss(None), PyramidPerceptualLoss)
+    with pytest.raises(ModelError, match="file not found"):
+        perceptual_loss(str(tmp_path / "none.pth"))
+    torch.save({"fc.weight": torch.zeros(2, 2)}, tmp_path / "other.pth")
+    with pytest.raises(ModelError, match="not VGG19 weights"):
+        perceptual_loss(str(tmp_path / "other.pth"))
+
+
 # ----------------------------------------------------------------------------------------------- config
 
 

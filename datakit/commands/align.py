@@ -17,9 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("sdr", help="SDR version of the same title (BT.709)")
     p.add_argument("--json", action="store_true", help="print the full alignment as JSON")
     p.add_argument("--max-offset", type=float, default=10.0, metavar="SECONDS", help="largest offset searched")
-    p.add_argument(
-        "--sparse", action="store_true", help="decode three short windows instead of whole streams (faster)"
-    )
+    p.add_argument("--sparse", action="store_true", help="decode three short windows instead of whole streams (faster)")
     p.add_argument("--no-refine", action="store_true", help="skip the full-resolution check of the geometry")
     p.add_argument(
         "--min-confidence",

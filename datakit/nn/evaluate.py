@@ -12,68 +12,89 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from datakit.metrics import IMAGE_METRICS, image_metrics, temporal_consistency
+from datakit.errors import InputError
+from datakit.metrics import IMAGE_METRICS, frame_brightness, image_metrics, temporal_consistency_from_tracks
 from datakit.nn.dataset import ShardDataset
 from datakit.nn.device import configure_threads, select_device
 from datakit.nn.registry import count_parameters, model_spec
 from datakit.nn.tiling import tiled_apply
 from datakit.nn.train import load_model
 
-__all__ = ["convert_clip", "evaluate", "format_table", "jsonable", "load_model"]
+__all__ = ["convert_clip", "evaluate", "format_table", "iter_convert_clip", "jsonable", "load_model"]
 
 _HEADERS = {"psnr": "PSNR↑", "ssim": "SSIM↑", "sr_sim": "SR-SIM↑", "delta_e_itp": "ΔE_ITP↓", "temporal": "TC↓"}
 
 
+def _frames(sdr: torch.Tensor | np.ndarray, index: list[int]) -> torch.Tensor:
+    """Float ``rgb_sdr`` frames ``(len(index), 3, H, W)`` from a float tensor or a uint8 ``(T, H, W, 3)`` array."""
+    if isinstance(sdr, np.ndarray):
+        if sdr.dtype != np.uint8 or sdr.ndim != 4 or sdr.shape[-1] != 3:
+            raise InputError(f"SDR clip array must be uint8 (T, H, W, 3), got {sdr.dtype} {sdr.shape}")
+        return torch.from_numpy(np.ascontiguousarray(sdr[index])).permute(0, 3, 1, 2).float() / 255.0
+    return sdr[index].float()
+
+
 @torch.no_grad()
-def convert_clip(
+def iter_convert_clip(
     model: nn.Module,
-    sdr: torch.Tensor,
+    sdr: torch.Tensor | np.ndarray,
     *,
     tile: int | None = 512,
     overlap: int = 32,
     device: torch.device | str = "cpu",
-) -> torch.Tensor:
-    """Convert an SDR clip: ``rgb_sdr`` ``(T, 3, H, W)`` float in [0, 1] -> ``rgb_pq`` ``(T, 3, H, W)`` in [0, 1] (CPU).
-
-    Frames are fed as ``datakit convert`` feeds a video (:mod:`datakit.convert`): single-frame models one frame at
-    a time; models with ``F = model.frames > 1`` returning the centre frame get the window ``t - F//2 .. t + F//2``
-    for output frame ``t``, and models returning all ``F`` frames run on consecutive groups of ``F``; past the
-    clip's ends frames are mirrored without repeating the edge (:func:`datakit.convert.reflect_index`).
-    """
+) -> Iterator[torch.Tensor]:
+    """Output frames of :func:`convert_clip` one by one, in order (``rgb_pq`` ``(3, H, W)``, CPU float32)."""
     from datakit.convert import reflect_index
 
     frames = int(getattr(model, "frames", 1))
     every = frames > 1 and int(getattr(model, "output_frames", 1)) == frames
     count = sdr.shape[0]
-    outputs: list[torch.Tensor] = []
+
+    def fn(tile_in: torch.Tensor) -> torch.Tensor:
+        out = model(tile_in)
+        return out[:, frames // 2] if out.dim() == 5 and not every else out
+
     t = 0
     while t < count:
         if frames == 1:
-            x = sdr[t : t + 1].to(device)
+            x = _frames(sdr, [t]).to(device)
         else:
             first = t if every else t - frames // 2
-            x = sdr[[reflect_index(first + k, count) for k in range(frames)]].unsqueeze(0).to(device)
-
-        def fn(tile_in: torch.Tensor) -> torch.Tensor:
-            out = model(tile_in)
-            return out[:, frames // 2] if out.dim() == 5 and not every else out
-
+            x = _frames(sdr, [reflect_index(first + k, count) for k in range(frames)]).unsqueeze(0).to(device)
         y = tiled_apply(fn, x, tile, overlap).clamp(0.0, 1.0).cpu()[0]
         if every:
             keep = min(frames, count - t)
-            outputs.extend(y[:keep])
+            yield from y[:keep]
             t += keep
         else:
-            outputs.append(y)
+            yield y
             t += 1
-    return torch.stack(outputs)
+
+
+def convert_clip(
+    model: nn.Module,
+    sdr: torch.Tensor | np.ndarray,
+    *,
+    tile: int | None = 512,
+    overlap: int = 32,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """Convert an SDR clip to ``rgb_pq`` ``(T, 3, H, W)`` in [0, 1] (CPU float32).
+
+    ``sdr``: ``rgb_sdr`` float ``(T, 3, H, W)`` in [0, 1], or the stored uint8 ``(T, H, W, 3)`` codes. Frames are
+    fed as ``datakit convert`` feeds a video (:mod:`datakit.convert`): single-frame models one frame at a time;
+    models with ``F = model.frames > 1`` returning the centre frame get the window ``t - F//2 .. t + F//2`` for
+    output frame ``t``, and models returning all ``F`` frames run on consecutive groups of ``F``; past the clip's
+    ends frames are mirrored without repeating the edge (:func:`datakit.convert.reflect_index`).
+    """
+    return torch.stack(list(iter_convert_clip(model, sdr, tile=tile, overlap=overlap, device=device)))
 
 
 def evaluate(
@@ -93,7 +114,8 @@ def evaluate(
 
     Returns ``{"model", "checkpoint", "params", "paper_params", "split", "samples", "frames", "tile", "overlap",
     "metrics": {psnr, ssim, sr_sim, delta_e_itp, temporal}, "per_sample": [...]}``; ``temporal`` is ``None`` when
-    no sample has two frames or more. ``threads``: torch threads (default: all cores).
+    no sample has two frames or more. ``threads``: torch threads (default: all cores). Samples are read as stored
+    (uint8 / uint16) and scored frame by frame, so a 10-frame 4K clip needs little more memory than its codes.
     """
     from tqdm import tqdm
 
@@ -106,17 +128,21 @@ def evaluate(
     frame_scores: dict[str, list[float]] = {k: [] for k in IMAGE_METRICS}
     temporal: list[float] = []
     for i in tqdm(range(count), desc=f"eval {name}", unit="sample", disable=not progress):
-        item = dataset[i]
-        out = convert_clip(model, item["sdr"], tile=tile, overlap=overlap, device=dev)
-        pred = out.permute(0, 2, 3, 1).numpy()  # (T, H, W, 3) rgb_pq
-        truth = item["hdr"].permute(0, 2, 3, 1).numpy()
-        scores = [image_metrics(p, g) for p, g in zip(pred, truth, strict=True)]
-        row: dict[str, Any] = {"sample_id": item["sample_id"], "frames": len(scores)}
+        ref = dataset.items[i]
+        sdr, hdr = dataset.reader(ref.shard).arrays(ref.index)  # (T, H, W, 3) uint8 / uint16 codes
+        scores, track_pred, track_true = [], [], []
+        frames = iter_convert_clip(model, sdr, tile=tile, overlap=overlap, device=dev)
+        for out, truth in zip(frames, hdr, strict=True):
+            pred = out.permute(1, 2, 0).numpy()  # (H, W, 3) rgb_pq
+            scores.append(image_metrics(pred, truth))
+            track_pred.append(frame_brightness(pred))
+            track_true.append(frame_brightness(truth))
+        row: dict[str, Any] = {"sample_id": ref.sample_id, "frames": len(scores)}
         for key in IMAGE_METRICS:
             values = [s[key] for s in scores]
             frame_scores[key].extend(values)
             row[key] = float(np.mean(values))
-        row["temporal"] = temporal_consistency(pred, truth) if len(pred) > 1 else None
+        row["temporal"] = temporal_consistency_from_tracks(track_pred, track_true) if len(scores) > 1 else None
         if row["temporal"] is not None:
             temporal.append(row["temporal"])
         per_sample.append(row)

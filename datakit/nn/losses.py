@@ -243,7 +243,9 @@ class VGGPerceptualLoss(nn.Module):
             raise ModelError(f"vgg19_weights: {weights_path}: not a torch state dict ({error})") from None
         if isinstance(state, dict) and any(k.startswith("features.") for k in state):
             state = {k[len("features.") :]: v for k, v in state.items() if k.startswith("features.")}
-        features = vgg19(weights=None).features[: self.LAYERS[-1] + 1]
+        with torch.device("meta"):  # architecture only: the weights come from the file (no costly random init)
+            features = vgg19(weights=None).features[: self.LAYERS[-1] + 1]
+        features = features.to_empty(device="cpu")
         try:
             features.load_state_dict(state)
         except (RuntimeError, TypeError, AttributeError) as error:

@@ -388,13 +388,12 @@ class _Run:
             "kpnmfi": KPNMFILoss(alpha=cfg.consistency_weight),
         }.get(loss_name, l1_loss)
         self.disc = None
+        ckpt = read_checkpoint(out / "checkpoints" / "last.pt") if resume else None
         if self.is_pdcg:
-            self._setup_pdcg()
+            self._setup_pdcg(ckpt)
         self.best_val = math.inf
         self.step = 0
-        ckpt = None
-        if resume:
-            ckpt = read_checkpoint(out / "checkpoints" / "last.pt")
+        if ckpt is not None:
             self._load(ckpt)
         if ctx.distributed:
             ids = [device.index] if device.type == "cuda" else None
@@ -410,13 +409,17 @@ class _Run:
 
     # ------------------------------------------------------------------ setup
 
-    def _setup_pdcg(self) -> None:
+    def _setup_pdcg(self, ckpt: dict[str, Any] | None) -> None:
+        """First stage (frozen), discriminator, its optimizer and the perceptual loss of a PDCG run."""
         from datakit.nn.models.pdcg import PatchDiscriminator
 
         cfg = self.cfg
         if min(cfg.crop, cfg.val_crop or cfg.crop) < 32:
             raise RecipeError("pdcg: crops must be >= 32 px for its patch discriminator")
-        if cfg.base_checkpoint:
+        saved = ((ckpt or {}).get("extra") or {}).get("base")
+        if isinstance(saved, dict):  # resuming: the first stage stored in the checkpoint
+            base, base_name = _model_from_entry(saved, "checkpoints/last.pt").to(self.device), saved["model_name"]
+        elif cfg.base_checkpoint:
             base, base_name, _ = load_model(None, cfg.base_checkpoint, device=self.device)
             if isinstance(base, PDCGPipeline) or int(getattr(base, "frames", 1)) != 1:
                 raise RecipeError(f"base_checkpoint: {base_name!r} cannot be PDCG's first stage (single-frame models)")
@@ -425,7 +428,10 @@ class _Run:
         for p in base.parameters():
             p.requires_grad_(False)
         self.base, self.base_name = base.eval(), base_name
-        self.base_args = {} if base_name == "classical" else dict(_base_args(cfg.base_checkpoint))
+        if isinstance(saved, dict):
+            self.base_args = dict(saved.get("model_args") or {})
+        else:
+            self.base_args = {} if base_name == "classical" else _base_args(cfg.base_checkpoint)
         self.disc = PatchDiscriminator().to(self.device)
         self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=cfg.lr, betas=tuple(cfg.adam_betas))
         self.sched_d = torch.optim.lr_scheduler.MultiStepLR(self.opt_d, cfg.milestones(), gamma=cfg.lr_gamma)

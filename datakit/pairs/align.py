@@ -17,15 +17,20 @@ Temporal model. SDR frame ``i`` is shown at SDR time ``i / fps_sdr`` and HDR fra
 versions have ``ratio = 25/24``). Dropped or missing frames make the offset change by a frame: the mapping
 is stored as segments of SDR frames with their own offset, plus ranges of SDR frames with no HDR frame.
 
-1. Global search: for each candidate ratio, the SDR feature sequence is resampled onto the HDR frame grid and
-   cross-correlated with the HDR sequence over all offsets within ``max_offset_seconds`` (FFT over time,
-   summed over features, normalized by the overlap energies): the best peak gives ``ratio`` and a coarse
-   offset. Cost O(T log T) per feature for T frames.
-2. Local tracking: every SDR frame is compared with the HDR frames within +-K frames of the global line, and a
-   Viterbi path with a penalty per offset change follows dropped frames (O(T K^2), K = half a second).
-3. Sub-frame offsets (parabola through the similarities around the best frame) are pooled per segment of
-   constant offset, which rounds SDR frames of a different frame rate to the right HDR frame.
-4. Verification: an SDR frame whose similarity to its HDR frame is low is reported unmatched.
+1. Global search: for each candidate ratio (1, fps_sdr / fps_hdr, 1001/1000, 1000/1001) the SDR feature
+   sequence is resampled onto the HDR frame grid and cross-correlated with the HDR sequence over all offsets
+   within ``max_offset_seconds`` (FFT over time of 64 random projections of the features, normalized by the
+   overlap energies). Cost O(T log T) for T frames.
+2. Local tracking: every SDR frame is compared with the HDR frames within half a second of each candidate
+   line whose peak is close to the best, and a Viterbi path with a fixed cost per offset change follows
+   dropped frames (O(T K) for K states). A few dropped frames make the offset creep like a slightly wrong
+   ratio, so the ratio whose path scores best wins; a non-unit ratio must save at least one offset change.
+3. Segments of constant offset: with the same rate (or one SDR frame per HDR frame) the offset is the whole
+   frame of the path; otherwise each SDR structure vector is fitted as a blend of two consecutive HDR ones
+   (sub-frame position) and the median over the segment rounds every SDR frame to the right HDR frame.
+4. Verification: an SDR frame with structure whose similarity to its HDR frame is below 0.3 times the median
+   (at least 0.15) is reported unmatched; the confidence combines that median similarity, the distinctness
+   of the correlation peak (a robust z-score against the other offsets) and the share of matched frames.
 
 Spatial model (pixel-edge coordinates: pixel ``(i, j)`` covers ``[i, i + 1) x [j, j + 1)``)::
 
@@ -76,8 +81,8 @@ GRID_WIDTH = 32  # feature grid width (height from the HDR picture aspect ratio)
 HIGHPASS_SIGMA = 1.5  # Gaussian removed from the rank image, in grid pixels
 GLOBAL_DIMS = 64  # the global offset search correlates random projections of the structure vectors
 SWITCH_PENALTY = 0.3  # Viterbi cost of an offset change (similarities are in [-1, 1])
-MIN_CONTRAST = 0.004
-MAX_BAR_LEVEL = 0.06  # Y' (normalized) above which a line is picture, never a black bar  # a frame whose thumbnail Y' standard deviation is below this carries no structure
+MIN_CONTRAST = 0.004  # a frame whose thumbnail Y' standard deviation is below this carries no structure
+MAX_BAR_LEVEL = 0.06  # Y' (normalized) above which a line is picture, never a black bar
 CLOSE_PEAK = 0.1  # ratios whose correlation peak is within this of the best are all tracked
 _RATIO_TOLERANCE = 1e-6
 
@@ -101,11 +106,30 @@ def _area_matrix(src_len: int, start: float, length: float, dst_len: int) -> np.
     return (overlap / np.maximum(overlap.sum(axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
-def _gaussian_matrix(n: int, sigma: float) -> np.ndarray:
-    """(n, n) float32 Gaussian blur operator with renormalized (reflect-free) edges."""
-    x = np.arange(n, dtype=np.float64)
-    k = np.exp(-0.5 * ((x[:, None] - x[None, :]) / sigma) ** 2)
-    return (k / k.sum(axis=1, keepdims=True)).astype(np.float32)
+def _blur_stack(images: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur of every image of a float32 stack (N, h, w), edges renormalized (normalized convolution:
+    pixels outside the image do not count). Two OpenCV separable passes over the whole stack laid out so that
+    no pass crosses from one image into the next."""
+    import cv2
+
+    n, h, w = images.shape
+    radius = max(1, math.ceil(3 * sigma))
+    kernel = cv2.getGaussianKernel(2 * radius + 1, sigma).astype(np.float32)
+    one = np.ones((1, 1), np.float32)
+    border = cv2.BORDER_CONSTANT
+
+    def passes(stack: np.ndarray) -> np.ndarray:
+        m = stack.shape[0]
+        rows = cv2.sepFilter2D(stack.reshape(m * h, w), -1, kernel, one, borderType=border)  # along x
+        cols = np.ascontiguousarray(rows.reshape(m, h, w).transpose(1, 0, 2)).reshape(h, m * w)
+        cols = cv2.sepFilter2D(cols, -1, one, kernel, borderType=border)  # along y, image by image
+        return cols.reshape(h, m, w).transpose(1, 0, 2)
+
+    weight = passes(np.ones((1, h, w), np.float32))[0]
+    out = np.empty_like(images, dtype=np.float32)
+    for start in range(0, n, 8192):  # bounded temporary memory
+        out[start : start + 8192] = passes(np.ascontiguousarray(images[start : start + 8192], np.float32))
+    return out / weight
 
 
 def _separable(images: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -120,7 +144,7 @@ def _separable(images: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.nda
 def _rank_rows(x: np.ndarray) -> np.ndarray:
     """Row-wise ranks of ``x`` (N, D) scaled to (0, 1), ties sharing their average rank; float32."""
     n, d = x.shape
-    order = np.argsort(x, axis=1, kind="stable")
+    order = np.argsort(x, axis=1)  # any order: tied values get their average rank below
     s = np.take_along_axis(x, order, axis=1)
     pos = np.broadcast_to(np.arange(d), (n, d))
     new = np.ones((n, d), bool)
@@ -147,7 +171,7 @@ def frame_features(grid: np.ndarray, sigma: float = HIGHPASS_SIGMA) -> tuple[np.
     flat = grid.reshape(n, h * w).astype(np.float32, copy=False)
     valid = flat.std(axis=1) >= MIN_CONTRAST
     ranks = _rank_rows(flat).reshape(n, h, w)
-    band = (ranks - _separable(ranks, _gaussian_matrix(h, sigma), _gaussian_matrix(w, sigma))).reshape(n, h * w)
+    band = (ranks - _blur_stack(ranks, sigma)).reshape(n, h * w)
     band -= band.mean(axis=1, keepdims=True)
     norm = np.linalg.norm(band, axis=1)
     valid &= norm > 1e-6
@@ -497,7 +521,7 @@ def _luma_of(rgb: np.ndarray, primaries: str) -> np.ndarray:
 
 def _pair_similarity(a: np.ndarray, b: np.ndarray, width: int) -> np.ndarray:
     """Per-frame structure similarity of two aligned luma stacks ``(T, H, W)`` compared at ``width`` pixels."""
-    t, h, w = a.shape
+    _, h, w = a.shape
     gw = max(8, min(width, w))
     gh = max(4, round(h * gw / w))
     ry, rx = _area_matrix(h, 0.0, h, gh), _area_matrix(w, 0.0, w, gw)
@@ -566,7 +590,7 @@ def _resample_to_grid(
 
 def _xcorr(a: np.ndarray | _Spectrum, b: np.ndarray, n: int, chunk: int = 64) -> np.ndarray:
     """``c[lag] = sum_g <a[g + lag], b[g]>`` for all lags (circular, length ``n``); a (La, D), b (Lb, D)."""
-    spectrum = a if isinstance(a, _Spectrum) else _Spectrum(a, n)
+    spectrum = a if isinstance(a, _Spectrum) else _Spectrum(a)
     acc = np.zeros(n // 2 + 1, np.complex128)
     for d in range(0, b.shape[1], chunk):
         fb = np.fft.rfft(b[:, d : d + chunk], n=n, axis=0)
@@ -577,7 +601,7 @@ def _xcorr(a: np.ndarray | _Spectrum, b: np.ndarray, n: int, chunk: int = 64) ->
 class _Spectrum:
     """Real FFT of a (L, D) sequence along time, computed once per transform length."""
 
-    def __init__(self, values: np.ndarray, n: int | None = None) -> None:
+    def __init__(self, values: np.ndarray) -> None:
         self.values = values
         self._cache: dict[int, np.ndarray] = {}
 
@@ -675,38 +699,24 @@ def _global_search(
 
 def _viterbi(score: np.ndarray, reset: np.ndarray, penalty: float) -> np.ndarray:
     """Best state path maximizing ``sum score[m, k_m] - penalty * [k_m != k_{m-1}]``: any offset change (one
-    dropped frame or several) costs the same. ``reset[m]``: no transition cost into frame m (a gap in the
-    sequence). score (M, S) -> path (M,) int."""
+    dropped frame or several) costs the same, so each step is O(S). ``reset[m]``: no transition cost into
+    frame m (a gap in the sequence). score (M, S) -> path (M,) int."""
     m_count, s_count = score.shape
-    states = np.arange(s_count)
-    cost = penalty * (states[:, None] != states[None, :])  # [to, from]
-    back = np.zeros((m_count, s_count), np.int32)
+    stay_or_jump = np.zeros((m_count, s_count), bool)  # True: came from the best state of the previous frame
+    best_prev = np.zeros(m_count, np.int64)
     total = score[0].astype(np.float64)
     for m in range(1, m_count):
-        if reset[m]:
-            back[m] = int(np.argmax(total))
-            total = total.max() + score[m]
-            continue
-        cand = total[None, :] - cost
-        back[m] = np.argmax(cand, axis=1)
-        total = cand[states, back[m]] + score[m]
+        k = int(np.argmax(total))
+        best_prev[m] = k
+        jump_value = total[k] - (0.0 if reset[m] else penalty)
+        jump = total < jump_value
+        stay_or_jump[m] = jump
+        total = np.where(jump, jump_value, total) + score[m]
     path = np.empty(m_count, np.int64)
     path[-1] = int(np.argmax(total))
     for m in range(m_count - 1, 0, -1):
-        path[m - 1] = back[m, path[m]]
+        path[m - 1] = best_prev[m] if stay_or_jump[m, path[m]] else path[m]
     return path
-
-
-def _running_median(x: np.ndarray, width: int) -> np.ndarray:
-    """NaN-aware centred running median (NaN where the whole window is NaN)."""
-    half = width // 2
-    padded = np.concatenate([np.full(half, np.nan), x, np.full(half, np.nan)])
-    windows = np.lib.stride_tricks.sliding_window_view(padded, width)
-    out = np.full(x.shape, np.nan)
-    has = np.any(np.isfinite(windows), axis=1)
-    if np.any(has):
-        out[has] = np.nanmedian(windows[has], axis=1)
-    return out
 
 
 def _interpolated_positions(
@@ -889,8 +899,9 @@ def _initial_spatial(
 
 
 @dataclass
-class _Matches:
-    """Per analysed SDR frame: its HDR frame (-1 none) and similarity; used to pick frames for refinement."""
+class FrameMatches:
+    """Per summarized SDR frame: its HDR frame (-1: none), the structure similarity of the two, and the SDR
+    texture (high-pass Y' standard deviation); :func:`align_pair` picks frames to register from these."""
 
     sdr_index: np.ndarray
     hdr_index: np.ndarray
@@ -905,7 +916,7 @@ def align_thumbnails(
     max_offset_seconds: float = 10.0,
     hdr_frame_count: int | None = None,
     sdr_frame_count: int | None = None,
-) -> tuple[Alignment, _Matches]:
+) -> tuple[Alignment, FrameMatches]:
     """Align two streams from their analysis-pass summaries (no decoding); the geometry is the black-bar one.
 
     ``thumbs_*`` may cover whole streams or time windows (see :func:`hdr_windows_for`). Frame counts bound the
@@ -925,7 +936,7 @@ def align_thumbnails(
     grid_s = _thumb_grid(thumbs_sdr, sdr_area, gw, gh)
     feat_h, valid_h = frame_features(grid_h)
     feat_s, valid_s = frame_features(grid_s)
-    blur_s = _separable(grid_s, _gaussian_matrix(gh, HIGHPASS_SIGMA), _gaussian_matrix(gw, HIGHPASS_SIGMA))
+    blur_s = _blur_stack(grid_s, HIGHPASS_SIGMA)
     texture_s = (grid_s - blur_s).reshape(grid_s.shape[0], -1).std(axis=1)
 
     reasons: list[str] = []
@@ -948,24 +959,24 @@ def align_thumbnails(
     radius = max(4, math.ceil(0.5 * float(fps_h)))
     # track around the line of every ratio whose correlation is close to the best one; keep the best path
     # (a few dropped frames make the offset creep like a slightly wrong ratio: the path score decides)
-    best_track: tuple[_Peak, _Track] | None = None
+    best_track: tuple[_Peak, _Track, np.ndarray] | None = None
     for peak in sorted(peaks, key=lambda p: p.rank):  # simplest ratio first; others must save an offset change
         if peak.score < peaks[0].score - CLOSE_PEAK:
             continue
-        base = peak.ratio * sdr_times * float(fps_h) + peak.offset_frames
+        line = peak.ratio * sdr_times * float(fps_h)  # HDR frame positions at zero offset
+        base = line + peak.offset_frames
         if _one_to_one(peak.ratio, fps_h, fps_s):  # every SDR frame is one HDR frame: whole-frame offsets
-            base = np.round(base - peak.offset_frames) + round(peak.offset_frames)
+            base = np.round(line) + round(peak.offset_frames)
         track = _track(thumbs_hdr.indices, feat_h, thumbs_sdr.indices, feat_s, valid_s, base, count_h, radius)
         if best_track is None or track.objective > best_track[1].objective + SWITCH_PENALTY:
-            best_track = (peak, track)
+            best_track = (peak, track, base + track.offsets - line)
     assert best_track is not None
-    peak, track = best_track
-    offsets = track.offsets + peak.offset_frames  # HDR frames, relative to ratio * t * fps_hdr
+    peak, track, offsets = best_track  # offsets: HDR frames, relative to ratio * t * fps_hdr
 
     # verification: a structured SDR frame must resemble its HDR frame
     matched_sim = track.similarity[valid_s & (track.hdr_index >= 0) & np.isfinite(track.similarity)]
     similarity = float(np.median(matched_sim)) if matched_sim.size else 0.0
-    floor = max(0.15, 0.4 * similarity)
+    floor = max(0.15, 0.3 * similarity)
     bad = (track.hdr_index < 0) | (valid_s & np.isfinite(track.similarity) & (track.similarity < floor))
     hdr_index = np.where(bad, -1, track.hdr_index)
     checkable = valid_s & (track.hdr_index >= 0)
@@ -1022,9 +1033,9 @@ def align_thumbnails(
         peak_z=peak.z,
         reasons=tuple(reasons),
     )
-    overall = min(confidence, 1.0) if spatial.confidence >= 0.5 else min(confidence, spatial.confidence)
+    overall = confidence if spatial.confidence >= 0.5 else min(confidence, spatial.confidence)
     alignment = Alignment(temporal, spatial, overall, tuple(reasons) + spatial.reasons)
-    matches = _Matches(thumbs_sdr.indices, hdr_index, track.similarity, texture_s)
+    matches = FrameMatches(thumbs_sdr.indices, hdr_index, track.similarity, texture_s)
     return alignment, matches
 
 
@@ -1071,9 +1082,10 @@ def refine_spatial(
     ``frame_pairs``: ``(hdr_luma (H, W), sdr_luma (Hs, Ws))`` float32 Y' (PQ BT.2020 Y' and BT.709 Y', any
     monotonic encoding works). The HDR active picture (reduced to at most ``work_width`` px) is registered
     against the SDR frame warped by the current geometry, with an affine ECC (Evangelidis & Psarakis 2008) on
-    rank-transformed images; the per-pair results are combined by their median. When the registration agrees
-    with the black-bar geometry within half an HDR pixel at the picture corners, the exact black-bar geometry
-    is kept; otherwise the registered one is used (and a reason recorded when they differ by over 2 px).
+    band-passed rank images; pairs that disagree with the others are dropped and the rest combined by their
+    median. When the registration agrees with the black-bar geometry at the picture corners within 0.75 work-grid
+    pixels (at least 0.75 HDR px), the exact black-bar geometry is kept; otherwise the registered scale and
+    shift are used and a reason is recorded when the two differ by more than two work-grid pixels.
     """
     import cv2
 
@@ -1202,7 +1214,7 @@ def refine_spatial(
     )
 
 
-def _pick_refinement_frames(matches: _Matches, count: int) -> list[tuple[int, int]]:
+def _pick_refinement_frames(matches: FrameMatches, count: int) -> list[tuple[int, int]]:
     """Up to ``count`` matched (sdr, hdr) frame pairs, one per equal part of the sequence: the most textured
     among the well matched ones (texture conditions the registration)."""
     good = np.flatnonzero((matches.hdr_index >= 0) & np.isfinite(matches.similarity))

@@ -104,16 +104,19 @@ def decode_thumbnails(
     windows: Sequence[tuple[float, float]] | None = None,
     profiles_per_second: float = 2.0,
     on_bgr: BgrCallback | None = None,
+    keep_bgr: bool = True,
     threads: int | str = "auto",
 ) -> Thumbnails:
     """Decode ``path`` once and summarize every frame (whole stream, or only ``windows`` in seconds).
 
     ``luma_width``: thumbnail width (area downscale of Y', the height keeps the frame aspect ratio).
     ``bgr_width``: keep BGR thumbnails this wide (``None``: keep none). ``on_bgr``: also compute BGR
-    thumbnails (``bgr_width`` or 256 px) and hand each to this callback as it is decoded.
+    thumbnails (``bgr_width`` or 256 px) and hand each to this callback as it is decoded;
+    ``keep_bgr=False`` then keeps none in memory (streaming scene detection on long titles).
     ``profiles_per_second``: how many frames per second get full-resolution row/column profiles (for
-    black-bar detection). The stream may be HDR10 or SDR (``VideoReader(encoding="auto")``); a stream
-    that is neither raises from the reader. Raises :class:`datakit.errors.InputError` if no frame decodes.
+    black-bar detection; more when that would give fewer than 64). The stream may be HDR10 or SDR
+    (``VideoReader(encoding="auto")``); other streams raise from the reader. Raises
+    :class:`datakit.errors.InputError` if no frame decodes.
     """
     from datakit.errors import InputError
     from datakit.io.reader import VideoReader
@@ -129,8 +132,10 @@ def decode_thumbnails(
     with VideoReader(path, encoding="auto", threads=threads) as reader:
         info = reader.info
         fps = info.fps
-        step = max(1, round(float(fps) / max(profiles_per_second, 1e-6)))
         spans = merge_windows(windows) if windows is not None else [(0.0, None)]
+        expected = info.frame_count if windows is None else sum((e - s) for s, e in spans) * float(fps)
+        step = max(1, round(float(fps) / max(profiles_per_second, 1e-6)))
+        step = max(1, min(step, int(expected) // 64))  # short inputs: still about 64 profiled frames
         for start, end in spans:
             for frame in reader.frames(start, end):
                 if indices and frame.index <= indices[-1]:
@@ -148,7 +153,7 @@ def decode_thumbnails(
                     bgr = np.ascontiguousarray(frame.rgb("uint8", width=bgr_w)[..., ::-1])
                     if on_bgr is not None:
                         on_bgr(frame.index, frame.time, bgr)
-                    if bgr_width is not None:
+                    if bgr_width is not None and keep_bgr:
                         bgrs.append(bgr)
         kind = info.kind
         size = (info.width, info.height)

@@ -8,14 +8,12 @@ picture onto the HDR grid -> tiles -> shards + manifest records. Dense strategie
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections import Counter
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
-import cv2
 import numpy as np
 
 from datakit import __version__
@@ -85,7 +83,7 @@ def _build_pair(
     from datakit.pairs import analysis
     from datakit.pairs.align import align_pair
     from datakit.pairs.clips import plan_clips
-    from datakit.pairs.scenes import detect_cuts
+    from datakit.pairs.scenes import StreamingCuts
 
     check_hashes(pair)
     info_hdr, info_sdr = probe(pair.hdr), probe(pair.sdr)
@@ -96,22 +94,26 @@ def _build_pair(
     rejected: Counter[str] = Counter()
 
     if sparse:
-        alignment = align_pair(pair.hdr, pair.sdr, max_offset_seconds=align_cfg["max_offset_seconds"], sparse=True)
+        alignment = align_pair(
+            pair.hdr, pair.sdr, max_offset_seconds=align_cfg["max_offset_seconds"], sparse=True, min_confidence=None
+        )
         cuts = None
         thumbs_sdr = None
     else:
+        cut_stream = StreamingCuts(
+            info_sdr.fps, detector=scenes_cfg["detector"], threshold=scenes_cfg["threshold"],
+            min_scene_len=scenes_cfg["min_scene_len"],
+        )  # fmt: skip
         thumbs_sdr = analysis.decode_thumbnails(
-            pair.sdr, luma_width=align_cfg["thumb_width"], bgr_width=scenes_cfg["thumb_width"]
-        )
+            pair.sdr, luma_width=align_cfg["thumb_width"], bgr_width=scenes_cfg["thumb_width"], on_bgr=cut_stream,
+            keep_bgr=False,
+        )  # fmt: skip
         thumbs_hdr = analysis.decode_thumbnails(pair.hdr, luma_width=align_cfg["thumb_width"])
         alignment = align_pair(
             pair.hdr, pair.sdr, thumbs_hdr=thumbs_hdr, thumbs_sdr=thumbs_sdr,
-            max_offset_seconds=align_cfg["max_offset_seconds"],
+            max_offset_seconds=align_cfg["max_offset_seconds"], min_confidence=None,
         )  # fmt: skip
-        cuts = detect_cuts(
-            thumbs_sdr.bgr, info_sdr.fps, detector=scenes_cfg["detector"], threshold=scenes_cfg["threshold"],
-            min_scene_len=scenes_cfg["min_scene_len"],
-        )  # fmt: skip
+        cuts = cut_stream.cuts()
     status: dict[str, Any] = {
         "state": "done",
         "split": split,
@@ -126,79 +128,111 @@ def _build_pair(
             f"{align_cfg['min_confidence']} ({'; '.join(alignment.reasons) or 'not the same title?'})"
         )
     n_sdr = thumbs_sdr.count if thumbs_sdr is not None else info_sdr.frame_count
-    clips = plan_clips(clips_cfg["strategy"], clips_cfg, n_frames=n_sdr, fps=info_sdr.fps, cuts=cuts)
+    clips = plan_clips(clips_cfg["strategy"], clips_cfg, n_frames=n_sdr, fps=info_sdr.fps, cuts=cuts or ())
     status["cuts"] = list(cuts) if cuts is not None else None
     status["clips_planned"] = len(clips)
-
-    kept = _gate_clips(pair, clips, alignment, thumbs_sdr, recipe, rejected, info_sdr)
-    records = _write_samples(pair, kept, alignment, info_hdr, recipe, digest, folder, split, rejected)
+    context = _PairContext(pair, recipe, digest, folder, split, info_hdr, info_sdr, alignment, thumbs_sdr, rejected)
+    records = _clip_samples(context, clips)
     status["rejected"] = dict(sorted(rejected.items()))
     status["clips_kept"] = len({tuple(r["sdr_frames"]) for r in records})
     folder.publish_source(pair.pair_id, records, status)
     return {**status, "source_id": pair.pair_id, "samples": len(records)}
 
 
-def _gate_clips(pair, clips, alignment, thumbs_sdr, recipe, rejected, info_sdr):
-    """Drop clips with unmapped frames, cuts (sparse), black/static content and near duplicates."""
-    from datakit.pairs import gates
+@dataclass
+class _PairContext:
+    """What the per-clip stage of one pair needs."""
 
-    gates_cfg = recipe["gates"]
-    kept = []
-    signatures = []
-    for clip in clips:
-        frames = list(clip.frames) + list(clip.refs)
-        hdr_frames = [alignment.temporal.hdr_index_for(i) for i in frames]
-        if any(h is None for h in hdr_frames):
-            rejected["unmatched_frame"] += 1
-            continue
-        luma = thumbs_sdr.luma[clip.frames] if thumbs_sdr is not None else None
-        if luma is not None:
-            if gates_cfg["reject_black"] and gates.is_black(luma, max_mean=gates_cfg["black_max_mean"]):
-                rejected["black"] += 1
-                continue
-            if gates_cfg["reject_static"] and gates.is_static(luma, min_motion=gates_cfg["static_min_motion"]):
-                rejected["static"] += 1
-                continue
-            signatures.append(luma.mean(axis=0))
-        kept.append((clip, hdr_frames))
-    if gates_cfg["near_duplicate_threshold"] > 0 and signatures and len(signatures) == len(kept):
-        reasons = gates.near_duplicates(np.stack(signatures), gates_cfg["near_duplicate_threshold"])
-        rejected["near_duplicate"] += sum(reason is not None for reason in reasons)
-        kept = [k for k, reason in zip(kept, reasons, strict=True) if reason is None]
-    return kept
+    pair: PairSource
+    recipe: dict[str, Any]
+    digest: str
+    folder: OutputFolder
+    split: str
+    info_hdr: Any  # datakit.io.probe.VideoInfo
+    info_sdr: Any
+    alignment: Any  # datakit.pairs.align.Alignment
+    thumbs_sdr: Any  # datakit.pairs.analysis.Thumbnails, or None for sparse strategies
+    rejected: Counter[str]
 
 
-def _write_samples(pair, kept, alignment, info_hdr, recipe, digest, folder, split, rejected):
+def _clip_samples(ctx: _PairContext, clips: list[Any]) -> list[dict[str, Any]]:
+    """Gate each clip, decode its kept frames (seeking), map SDR onto the HDR grid, tile, and write samples.
+
+    Clips are visited in time order so both readers mostly decode forward. Dense strategies gate on the
+    thumbnails of the analysis pass; sparse ones decode a short SDR window around each clip, check it for a
+    cut locally (PySceneDetect on the window) and gate on that window.
+    """
     from datakit.io.reader import VideoReader
     from datakit.pairs import gates
+    from datakit.pairs.scenes import has_cut
     from datakit.pairs.tiles import plan_tiles
 
+    pair, recipe, digest, folder, split, rejected = (
+        ctx.pair,
+        ctx.recipe,
+        ctx.digest,
+        ctx.folder,
+        ctx.split,
+        ctx.rejected,
+    )
+    alignment, info_hdr, info_sdr, thumbs_sdr = ctx.alignment, ctx.info_hdr, ctx.info_sdr, ctx.thumbs_sdr
+    gates_cfg, scenes_cfg, clips_cfg = recipe["gates"], recipe["scenes"], recipe["clips"]
     tiles_cfg = recipe["tiles"]["test" if split == "test" else "train"]
-    gates_cfg = recipe["gates"]
     spatial = alignment.spatial
     hdr_w, hdr_h = info_hdr.width, info_hdr.height
     valid = spatial.valid_hdr_box(hdr_w, hdr_h)  # [x, y, w, h] of the HDR frame that the SDR picture covers
     rng = np.random.default_rng([recipe["store"]["seed"], *pair.pair_id.encode()])
-    records = []
-    max_bytes = recipe["store"]["max_shard_mb"] << 20
+    margin = clips_cfg["margin"] + 1
+    signatures: list[np.ndarray] = []
+    records: list[dict[str, Any]] = []
     with (
         VideoReader(pair.hdr, encoding="pq") as hdr_reader,
         VideoReader(pair.sdr, encoding="sdr") as sdr_reader,
-        folder.writer(pair.pair_id, max_bytes=max_bytes, attrs={"recipe_hash": digest}) as writer,
+        folder.writer(
+            pair.pair_id, max_bytes=recipe["store"]["max_shard_mb"] << 20, attrs={"recipe_hash": digest}
+        ) as writer,
     ):
-        for number, (clip, hdr_frames) in enumerate(kept):
+        for number, clip in enumerate(sorted(clips, key=lambda c: c.frames[0])):
             sdr_frames = list(clip.frames) + list(clip.refs)
-            sdr_imgs = sdr_reader.read_at(sdr_frames)
-            hdr_imgs = hdr_reader.read_at(hdr_frames)
-            hdr_clip = np.stack([f.rgb("uint16") for f in hdr_imgs])
+            hdr_frames = [alignment.temporal.hdr_index_for(i) for i in sdr_frames]
+            if any(h is None for h in hdr_frames):
+                rejected["unmatched_frame"] += 1
+                continue
+            if thumbs_sdr is not None:
+                luma = thumbs_sdr.luma[clip.frames]
+                sdr_decoded = sdr_reader.read_at(sdr_frames)
+            else:
+                first, last = max(0, clip.frames[0] - margin), min(info_sdr.frame_count - 1, clip.frames[-1] + margin)
+                window = sdr_reader.read_at(list(range(first, last + 1)))
+                bgr = [np.ascontiguousarray(f.rgb("uint8", width=scenes_cfg["thumb_width"])[..., ::-1]) for f in window]
+                if has_cut(bgr, info_sdr.fps, detector=scenes_cfg["detector"], threshold=scenes_cfg["threshold"]):
+                    rejected["crosses_cut"] += 1
+                    continue
+                by_index = {f.index: f for f in window}
+                luma = np.stack([by_index[i].luma(width=recipe["align"]["thumb_width"]) for i in clip.frames])
+                sdr_decoded = [by_index.get(i) or sdr_reader.read_at([i])[0] for i in sdr_frames]
+            reason = (gates_cfg["reject_black"] and gates.is_black(luma, max_mean=gates_cfg["black_max_mean"])) or (
+                gates_cfg["reject_static"] and gates.is_static(luma, min_motion=gates_cfg["static_min_motion"])
+            )
+            if reason:
+                rejected[reason] += 1
+                continue
+            if gates_cfg["near_duplicate_threshold"] > 0:
+                signature = gates.clip_signature(luma)
+                if gates.near_duplicates([*signatures, signature], gates_cfg["near_duplicate_threshold"])[-1]:
+                    rejected["near_duplicate"] += 1
+                    continue
+                signatures.append(signature)
+            hdr_clip = np.stack([f.rgb("uint16") for f in hdr_reader.read_at(hdr_frames)])
             stats = gates.hdr_stats(hdr_clip)
             if gates.is_not_hdr(
-                stats, min_peak_nits=gates_cfg["min_peak_nits"],
+                stats,
+                min_peak_nits=gates_cfg["min_peak_nits"],
                 min_share_above_white=gates_cfg["min_share_above_white"],
-            ):  # fmt: skip
+            ):
                 rejected["not_hdr"] += 1
                 continue
-            sdr_clip = np.stack([spatial.sdr_to_hdr_grid(f.rgb("uint8"), hdr_w, hdr_h) for f in sdr_imgs])
+            sdr_clip = np.stack([spatial.sdr_to_hdr_grid(f.rgb("uint8"), hdr_w, hdr_h) for f in sdr_decoded])
             score = min(alignment.confidence, spatial.clip_confidence(hdr_clip, sdr_clip, valid))
             if score < recipe["align"]["min_confidence"]:
                 rejected["low_clip_alignment"] += 1
@@ -207,7 +241,7 @@ def _write_samples(pair, kept, alignment, info_hdr, recipe, digest, folder, spli
             if not boxes:
                 rejected["smaller_than_tile"] += 1
                 continue
-            times = [f.time for f in sdr_imgs]
+            times = [f.time for f in sdr_decoded]
             for k, (x, y, w, h) in enumerate(boxes):
                 x0, y0 = valid[0] + x, valid[1] + y
                 sample = Sample(
@@ -221,29 +255,14 @@ def _write_samples(pair, kept, alignment, info_hdr, recipe, digest, folder, spli
                     crop=(x0, y0, w, h),
                     scene=clip.scene,
                     score=score,
-                    meta={"clip": number, "refs": len(clip.refs), "hdr_stats": stats},
+                    meta={
+                        "clip": number,
+                        "refs": len(clip.refs),
+                        "ref_offsets": list(clip.ref_offsets),
+                        "hdr_stats": stats,
+                    },
                 )
                 record = writer.add(sample, split)
                 record["recipe_hash"] = digest
                 records.append(record)
     return records
-
-
-def resample_to_hdr_grid(
-    sdr_rgb: np.ndarray, matrix: np.ndarray, width: int, height: int, identity: bool
-) -> np.ndarray:
-    """Warp an SDR frame (uint8 BT.709 R'G'B') onto the HDR pixel grid with a 2x3 affine ``matrix``.
-
-    Identity mappings are copied untouched (no resampling blur for same-geometry pairs). Resampling happens on the
-    non-linear signal with a bicubic filter: the SDR side is the model input and is stored as such.
-    """
-    if identity and sdr_rgb.shape[:2] == (height, width):
-        return sdr_rgb
-    warped = cv2.warpAffine(
-        sdr_rgb, matrix.astype(np.float64), (width, height), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE
-    )
-    return warped
-
-
-def load_summary(out: str | os.PathLike[str]) -> dict[str, Any]:
-    return json.loads((Path(out) / "summary.json").read_text(encoding="utf-8"))

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_THRESHOLDS",
     "DETECTORS",
+    "StreamingCuts",
     "detect_cuts",
     "has_cut",
     "make_detector",
@@ -93,23 +94,61 @@ def _as_bgr8(frame: np.ndarray, index: int, max_width: int | None) -> np.ndarray
     return np.ascontiguousarray(frame)
 
 
-def _run(detector: SceneDetector, frames: Iterable[np.ndarray], rate: Fraction, max_width: int | None) -> list[int]:
-    """Feed every frame to ``detector`` and return the sorted frame numbers it reports (0 excluded)."""
-    from scenedetect import FrameTimecode
+class StreamingCuts:
+    """Cut detection fed one frame at a time, as a decode pass produces them (no frame is kept).
 
-    found: set[int] = set()
-    shape: tuple[int, ...] | None = None
-    count = 0
-    for count, frame in enumerate(frames, start=1):
-        img = _as_bgr8(frame, count - 1, max_width)
-        if shape is None:
-            shape = img.shape
-        elif img.shape != shape:
-            raise InputError(f"scene detection: frame {count - 1} is {img.shape}, earlier frames were {shape}")
-        found.update(tc.frame_num for tc in detector.process_frame(FrameTimecode(count - 1, rate), img))
-    if count:
-        found.update(tc.frame_num for tc in detector.post_process(FrameTimecode(count - 1, rate)))
-    return sorted(c for c in found if 0 < c < count)
+    Call the object with each consecutive BGR uint8 frame (``on_bgr(index, time, bgr)`` of
+    :func:`datakit.pairs.analysis.decode_thumbnails` fits: the index and time are not used), then
+    :meth:`cuts` once at the end.
+    """
+
+    def __init__(
+        self,
+        fps: Fraction | float,
+        *,
+        detector: str = "content",
+        threshold: float | None = None,
+        min_scene_len: int = 8,
+        max_width: int | None = None,
+    ) -> None:
+        self.rate = _check_fps(fps)
+        self.detector = make_detector(detector, threshold, min_scene_len)
+        self.max_width = max_width
+        self.count = 0
+        self._found: set[int] = set()
+        self._shape: tuple[int, ...] | None = None
+
+    def add(self, frame: np.ndarray) -> None:
+        from scenedetect import FrameTimecode
+
+        img = _as_bgr8(frame, self.count, self.max_width)
+        if self._shape is None:
+            self._shape = img.shape
+        elif img.shape != self._shape:
+            raise InputError(f"scene detection: frame {self.count} is {img.shape}, earlier frames were {self._shape}")
+        timecode = FrameTimecode(self.count, self.rate)
+        self._found.update(tc.frame_num for tc in self.detector.process_frame(timecode, img))
+        self.count += 1
+
+    def __call__(self, index: int, time: float, frame: np.ndarray) -> None:
+        self.add(frame)
+
+    def cuts(self) -> list[int]:
+        """Sorted frame numbers where a new scene starts (0 excluded); ends the detection."""
+        from scenedetect import FrameTimecode
+
+        if self.count:
+            self._found.update(
+                tc.frame_num for tc in self.detector.post_process(FrameTimecode(self.count - 1, self.rate))
+            )
+        return sorted(c for c in self._found if 0 < c < self.count)
+
+
+def _run(stream: StreamingCuts, frames: Iterable[np.ndarray]) -> list[int]:
+    """Feed every frame to ``stream`` and return its cuts."""
+    for frame in frames:
+        stream.add(frame)
+    return stream.cuts()
 
 
 def detect_cuts(
@@ -128,8 +167,10 @@ def detect_cuts(
     shrunk first. ``fps`` (exact, e.g. ``Fraction(24000, 1001)``) only labels timecodes. ``detector``,
     ``threshold`` and ``min_scene_len``: see :func:`make_detector`.
     """
-    rate = _check_fps(fps)
-    return _run(make_detector(detector, threshold, min_scene_len), bgr_frames, rate, max_width)
+    stream = StreamingCuts(
+        fps, detector=detector, threshold=threshold, min_scene_len=min_scene_len, max_width=max_width
+    )
+    return _run(stream, bgr_frames)
 
 
 def has_cut(
@@ -148,14 +189,13 @@ def has_cut(
     candidate; the window is padded by repeating its first and last frames (zero-change neighbours), so
     transitions near the window's ends are judged against the frames that exist.
     """
-    rate = _check_fps(fps)
-    scene_detector = make_detector(detector, threshold, 0)
+    stream = StreamingCuts(fps, detector=detector, threshold=threshold, min_scene_len=0, max_width=max_width)
     frames = list(bgr_frames_window)
     if len(frames) < 2:
         return False
     if detector == "adaptive":
         frames = [frames[0]] * _ADAPTIVE_WINDOW + frames + [frames[-1]] * _ADAPTIVE_WINDOW
-    return bool(_run(scene_detector, frames, rate, max_width))
+    return bool(_run(stream, frames))
 
 
 def scenes_from_cuts(cuts: Iterable[int], n_frames: int) -> list[tuple[int, int]]:
