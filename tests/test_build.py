@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 from pathlib import Path
@@ -45,7 +46,7 @@ def test_clips_never_cross_a_cut_and_follow_the_recipe(demo_build, demo_pair):
     for record in records:
         frames = record["sdr_frames"]
         assert len(frames) == 10 and frames == list(range(frames[0], frames[0] + 10))
-        scene = [a <= frames[0] and frames[-1] < b for a, b in zip(bounds, bounds[1:], strict=False)]
+        scene = [a <= frames[0] and frames[-1] < b for a, b in itertools.pairwise(bounds)]
         assert sum(scene) == 1, f"clip {frames} crosses a cut {truth['cuts_sdr']}"
         assert record["hdr_frames"] == [f + truth["offset_frames"] for f in frames]
         assert (record["frames"], record["height"], record["width"]) == (10, 256, 256)
