@@ -83,7 +83,8 @@ def content_hash(sdr: np.ndarray, hdr: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def _compression() -> dict[str, Any]:
+def shard_compression() -> dict[str, Any]:
+    """h5py keyword arguments of the shard filter: Blosc2-LZ4 level 5 with byte shuffle (see bench_shards)."""
     import hdf5plugin
 
     return dict(hdf5plugin.Blosc2(cname="lz4", clevel=5, filters=hdf5plugin.Blosc2.SHUFFLE))
@@ -102,7 +103,7 @@ class _OpenShard:
         self.count = 0
         self.bytes = 0
         t, h, w = shape
-        comp = _compression()
+        comp = shard_compression()
         string = h5py.string_dtype()
         for name, dtype in (("sdr", np.uint8), ("hdr", np.uint16)):
             self.file.create_dataset(
