@@ -50,6 +50,7 @@ class DemoSpec:
     hdr_crf: int = 14
     sdr_crf: int = 14
     preset: str = "faster"
+    keyint: int | None = None  # keyframe interval of both encodes (None: the encoders' default, 250)
 
 
 @dataclass
@@ -250,7 +251,10 @@ def make_demo_pair(
 
     movie = DemoMovie(spec)
     n_hdr = sum(spec.scene_frames)
-    with HDR10Writer(hdr_path, *spec.hdr_size, spec.fps_hdr, crf=spec.hdr_crf, preset=spec.preset) as writer:
+    gop = {"keyint": spec.keyint, "min-keyint": spec.keyint} if spec.keyint else None
+    with HDR10Writer(
+        hdr_path, *spec.hdr_size, spec.fps_hdr, crf=spec.hdr_crf, preset=spec.preset, x265_params=gop
+    ) as writer:
         for i in range(n_hdr):
             rgb_nits = movie.frame_at(Fraction(i) / spec.fps_hdr, spec.hdr_size)
             writer.write(st2084_inverse_eotf(np.minimum(rgb_nits, 10000.0)))
@@ -258,7 +262,9 @@ def make_demo_pair(
 
     px, py, pw, ph = sdr_picture_area(spec)
     times = sdr_frame_times(spec, movie.duration)
-    with SDRWriter(sdr_path, *spec.sdr_size, spec.fps_sdr, crf=spec.sdr_crf, preset=spec.preset) as writer:
+    with SDRWriter(
+        sdr_path, *spec.sdr_size, spec.fps_sdr, crf=spec.sdr_crf, preset=spec.preset, codec_params=gop
+    ) as writer:
         for t in times:
             rgb_pq = st2084_inverse_eotf(np.minimum(movie.frame_at(t, spec.hdr_size), 10000.0))
             picture = cv2.resize(sdr_chain(rgb_pq), (pw, ph), interpolation=cv2.INTER_AREA)

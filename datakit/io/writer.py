@@ -376,6 +376,7 @@ class SDRWriter(_Writer):
 
     The R'G'B' -> Y'CbCr conversion uses the BT.709 matrix (ITU-R BT.709-6) with 8-bit limited-range
     codes; VUI colour primaries, transfer and matrix are BT.709 and chroma location 0.
+    ``codec_params`` (dict or ``"k=v:k=v"``) are appended to the x264/x265 parameters and override them.
     """
 
     _pix_fmt = "yuv420p"
@@ -392,6 +393,7 @@ class SDRWriter(_Writer):
         crf: float = 18,
         preset: str = "medium",
         codec: str = "libx264",
+        codec_params: dict[str, Any] | str | None = None,
     ) -> None:
         super().__init__(path, width, height, fps)
         if codec not in ("libx264", "libx265"):
@@ -401,11 +403,11 @@ class SDRWriter(_Writer):
         if codec == "libx264":
             params = {"colorprim": "bt709", "transfer": "bt709", "colormatrix": "bt709", "range": "tv"}
             params["chromaloc"] = "0"
-            options = {"crf": str(crf), "preset": preset, "x264-params": _params(params, None)}
+            options = {"crf": str(crf), "preset": preset, "x264-params": _params(params, codec_params)}
         else:
             params = {"colorprim": "bt709", "transfer": "bt709", "colormatrix": "bt709", "range": "limited"}
             params.update({"chromaloc": "0", "log-level": "error"})
-            options = {"crf": str(crf), "preset": preset, "x265-params": _params(params, None)}
+            options = {"crf": str(crf), "preset": preset, "x265-params": _params(params, codec_params)}
         tags = {"primaries": "bt709", "transfer": "bt709", "matrix": "bt709", "range": "limited"}
         try:
             self._encoder = _Encoder(

@@ -1,0 +1,76 @@
+"""Wall time of `datakit build` on a 1080p demo pair, as a ratio to decoding both streams alone with PyAV.
+
+The baseline, measured in the same run: PyAV decodes every frame of the HDR10 and the SDR stream
+(``thread_type = "AUTO"``, no conversion) one after the other, the bound any build that looks at every
+frame must pay. Dense recipes (HDRTVMF1K) decode each stream once for analysis and then seek to the kept clips;
+sparse ones (KPN-MFI, HDRTV1K) align from short windows and seek to the clips, so they can beat the bound.
+Targets (issue): dense <= 1.3, sparse < 1. Run: ``python bench/bench_build.py [--work DIR] [--seconds 8]``.
+The demo pair is rendered once into ``--work`` and reused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import av
+
+from datakit.pairs.build import build_dataset
+from datakit.recipes import shipped_recipe
+from datakit.samples import DemoSpec, make_demo_pair
+
+SPARSE_TILES = """
+[tiles.train]
+strategy = "grid"
+size = 480
+step = 240
+remainder = 48
+"""
+
+
+def decode_all(path: Path) -> int:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.codec_context.thread_type = "AUTO"
+        return sum(1 for _ in container.decode(stream))
+
+
+def timed(fn, *args, **kwargs) -> tuple[float, object]:  # noqa: ANN001
+    start = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return time.perf_counter() - start, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "datakit-bench-build"))
+    parser.add_argument("--seconds", type=int, default=8, help="length of the demo title (three scenes)")
+    args = parser.parse_args()
+    work = Path(args.work)
+    frames = args.seconds * 24 // 3
+    spec = DemoSpec(
+        hdr_size=(1920, 1080), sdr_size=(1920, 1080), scene_frames=(frames, frames, frames), keyint=24,
+        preset="ultrafast", offset_frames=5,
+    )  # fmt: skip
+    pair = make_demo_pair(work / "media", spec)
+    baseline, counts = timed(lambda: (decode_all(pair.hdr), decode_all(pair.sdr)))
+    print(f"1080p demo pair: HDR {counts[0]} frames, SDR {counts[1]} frames, keyframe every 24 frames")
+    print(f"PyAV decode of both streams alone: {baseline:.2f} s ({sum(counts) / baseline:.1f} frames/s)")
+    print(f"{'recipe':12s} {'build s':>8s} {'x decode':>9s} {'samples':>8s}")
+    for name in ("hdrtvmf1k", "kpnmfi", "hdrtv1k"):
+        recipe = shipped_recipe(name)
+        if name != "hdrtvmf1k":  # the papers' tiles are larger than this short demo needs; 480 grid
+            text = recipe.read_text().split("[tiles.train]")[0] + SPARSE_TILES
+            recipe = work / f"{name}.toml"
+            recipe.write_text(text)
+        out = work / f"out-{name}"
+        shutil.rmtree(out, ignore_errors=True)
+        seconds, summary = timed(build_dataset, recipe, work / "media", out, report=False)
+        print(f"{name:12s} {seconds:8.2f} {seconds / baseline:9.2f} {summary['samples']:8d}")
+
+
+if __name__ == "__main__":
+    main()
