@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -183,6 +184,13 @@ class DemoMovie:
         return self.scenes[index].render(float((t - start) / (end - start)), size)
 
 
+DEMO_PAIRS: dict[str, tuple[DemoSpec, str]] = {
+    "demo": (DemoSpec(), "train"),
+    "demo-holdout": (DemoSpec(seed=1, offset_frames=4, scene_frames=(28, 36, 30)), "test"),
+}
+"""The pairs ``datakit demo`` renders: name -> (spec, split). The held-out pair has other content and timing."""
+
+
 # --------------------------------------------------------------------------------------------- SDR chain
 
 
@@ -235,45 +243,71 @@ def make_demo_pair(
     sdr_chain: SdrChain = demo_sdr_chain,
     name: str = "demo",
 ) -> DemoPair:
-    """Render and encode the demo pair into ``out_dir``; returns the paths. Deterministic for a given spec.
+    """Render and encode one demo pair into ``out_dir`` (see :func:`make_demo_pairs`)."""
+    return make_demo_pairs(out_dir, {name: spec or DemoSpec()}, sdr_chain=sdr_chain)[name]
 
-    Files: ``{name}_hdr10.mp4`` (HEVC Main10, PQ/BT.2020), ``{name}_sdr.mp4`` (H.264, BT.709) and
-    ``{name}_truth.json``. Existing complete files are reused (the truth file is written last).
+
+def make_demo_pairs(
+    out_dir: str | os.PathLike[str], specs: dict[str, DemoSpec], *, sdr_chain: SdrChain = demo_sdr_chain
+) -> dict[str, DemoPair]:
+    """Render and encode demo pairs into ``out_dir``; returns the paths by name. Deterministic for given specs.
+
+    Files per name: ``{name}_hdr10.mp4`` (HEVC Main10, PQ/BT.2020), ``{name}_sdr.mp4`` (H.264, BT.709) and
+    ``{name}_truth.json``. Existing complete pairs are reused (the truth file is written last). Every SDR file
+    is encoded before any HDR file: in a process that has already run libx265, libx264's output was seen to
+    change from run to run, and the demo's bytes are meant to be reproducible (its source manifest records them).
     """
     from datakit.io.writer import HDR10Writer, SDRWriter
 
-    spec = spec or DemoSpec()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    hdr_path, sdr_path, truth_path = out / f"{name}_hdr10.mp4", out / f"{name}_sdr.mp4", out / f"{name}_truth.json"
-    if hdr_path.is_file() and sdr_path.is_file() and truth_path.is_file():
-        return DemoPair(hdr_path, sdr_path, truth_path, json.loads(truth_path.read_text()))
+    done: dict[str, DemoPair] = {}
+    todo: dict[str, tuple[DemoSpec, DemoMovie, dict | None]] = {}
+    for name, spec in specs.items():
+        hdr_path, sdr_path, truth_path = out / f"{name}_hdr10.mp4", out / f"{name}_sdr.mp4", out / f"{name}_truth.json"
+        if hdr_path.is_file() and sdr_path.is_file() and truth_path.is_file():
+            done[name] = DemoPair(hdr_path, sdr_path, truth_path, json.loads(truth_path.read_text()))
+        else:
+            gop = {"keyint": spec.keyint, "min-keyint": spec.keyint} if spec.keyint else None
+            todo[name] = (spec, DemoMovie(spec), gop)
 
-    movie = DemoMovie(spec)
-    n_hdr = sum(spec.scene_frames)
-    gop = {"keyint": spec.keyint, "min-keyint": spec.keyint} if spec.keyint else None
-    with HDR10Writer(
-        hdr_path, *spec.hdr_size, spec.fps_hdr, crf=spec.hdr_crf, preset=spec.preset, x265_params=gop
-    ) as writer:
-        for i in range(n_hdr):
-            rgb_nits = movie.frame_at(Fraction(i) / spec.fps_hdr, spec.hdr_size)
-            writer.write(st2084_inverse_eotf(np.minimum(rgb_nits, 10000.0)))
-    light_level = writer.light_level
-
-    px, py, pw, ph = sdr_picture_area(spec)
-    times = sdr_frame_times(spec, movie.duration)
-    with SDRWriter(
-        sdr_path, *spec.sdr_size, spec.fps_sdr, crf=spec.sdr_crf, preset=spec.preset, codec_params=gop
-    ) as writer:
-        for t in times:
+    for name, (spec, movie, gop) in todo.items():
+        px, py, pw, ph = sdr_picture_area(spec)
+        frames = []
+        for t in sdr_frame_times(spec, movie.duration):
             rgb_pq = st2084_inverse_eotf(np.minimum(movie.frame_at(t, spec.hdr_size), 10000.0))
             picture = cv2.resize(sdr_chain(rgb_pq), (pw, ph), interpolation=cv2.INTER_AREA)
             frame = np.zeros((spec.sdr_size[1], spec.sdr_size[0], 3), np.uint8)
             frame[py : py + ph, px : px + pw] = np.round(np.clip(picture, 0, 1) * 255).astype(np.uint8)
-            writer.write(frame)
+            frames.append(frame)
+        with SDRWriter(
+            out / f"{name}_sdr.mp4", *spec.sdr_size, spec.fps_sdr, crf=spec.sdr_crf, preset=spec.preset,
+            codec_params=gop, threads=1,
+        ) as writer:  # fmt: skip
+            for frame in frames:
+                writer.write(frame)
 
+    for name, (spec, movie, gop) in todo.items():
+        hdr_path = out / f"{name}_hdr10.mp4"
+        with HDR10Writer(
+            hdr_path, *spec.hdr_size, spec.fps_hdr, crf=spec.hdr_crf, preset=spec.preset, x265_params=gop
+        ) as writer:
+            for i in range(sum(spec.scene_frames)):
+                rgb_nits = movie.frame_at(Fraction(i) / spec.fps_hdr, spec.hdr_size)
+                writer.write(st2084_inverse_eotf(np.minimum(rgb_nits, 10000.0)))
+        truth_path = out / f"{name}_truth.json"
+        truth = _truth(spec, movie, hdr_path, out / f"{name}_sdr.mp4", writer.light_level)
+        atomic_write_text(truth_path, json.dumps(truth, indent=2))
+        done[name] = DemoPair(hdr_path, out / f"{name}_sdr.mp4", truth_path, truth)
+    return {name: done[name] for name in specs}
+
+
+def _truth(spec: DemoSpec, movie: DemoMovie, hdr_path: Path, sdr_path: Path, light_level: Any) -> dict[str, Any]:
+    """The answers later pipelines are tested against."""
+    px, py, pw, ph = sdr_picture_area(spec)
+    times = sdr_frame_times(spec, movie.duration)
     cut_times = movie.scene_starts[1:-1]
-    truth = {
+    return {
         "hdr": hdr_path.name,
         "sdr": sdr_path.name,
         "fps_hdr": str(spec.fps_hdr),
@@ -284,7 +318,7 @@ def make_demo_pair(
         "sdr_size": list(spec.sdr_size),
         "sdr_picture": [px, py, pw, ph],
         "scale": spec.hdr_size[0] / pw,
-        "frames_hdr": n_hdr,
+        "frames_hdr": sum(spec.scene_frames),
         "frames_sdr": len(times),
         "cuts_hdr": [int(c * spec.fps_hdr) for c in cut_times],
         "cuts_sdr": [next(j for j, t in enumerate(times) if t >= c) for c in cut_times],
@@ -295,5 +329,3 @@ def make_demo_pair(
         "max_fall": light_level.max_fall,
         "spec": {k: str(v) if isinstance(v, Fraction) else v for k, v in asdict(spec).items()},
     }
-    atomic_write_text(truth_path, json.dumps(truth, indent=2))
-    return DemoPair(hdr_path, sdr_path, truth_path, truth)

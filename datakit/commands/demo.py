@@ -1,4 +1,4 @@
-"""``datakit demo``: render the built-in demo pair, probe it, and build a dataset from it."""
+"""``datakit demo``: render the built-in demo pairs, probe them, and build a dataset from them."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="render the demo HDR10/SDR pair, probe it and build a dataset from it")
+    p = sub.add_parser("demo", help="render the demo HDR10/SDR pairs, probe them and build a dataset from them")
     p.add_argument("--out", default="demo-out", help="folder for the demo media and dataset (default demo-out)")
     p.add_argument("--recipe", default=None, help="paired recipe (default: the shipped HDRTVMF1K recipe)")
     p.set_defaults(handler=run)
@@ -18,14 +18,22 @@ def run(args: argparse.Namespace) -> int:
     from datakit.commands.build import print_summary
     from datakit.io.probe import probe
     from datakit.pairs.build import build_dataset
+    from datakit.pairs.sources import PairSource, write_source_manifest
     from datakit.recipes import shipped_recipe
-    from datakit.samples import make_demo_pair
+    from datakit.samples import DEMO_PAIRS, make_demo_pairs
 
     out = Path(args.out)
-    pair = make_demo_pair(out / "media")
-    for path in (pair.hdr, pair.sdr):
+    media = out / "media"
+    rendered = make_demo_pairs(media, {name: spec for name, (spec, _) in DEMO_PAIRS.items()})
+    pairs = [
+        PairSource(name, rendered[name].hdr.resolve(), rendered[name].sdr.resolve(), split)
+        for name, (_, split) in DEMO_PAIRS.items()
+    ]
+    for path in (pairs[0].hdr, pairs[0].sdr):
         print(probe(path).summary())
-    recipe = args.recipe or shipped_recipe("hdrtvmf1k")
-    summary = build_dataset(recipe, out / "media", out / "dataset")
+    pairs_file = out / "pairs.toml"
+    write_source_manifest(pairs, pairs_file)
+    print(f"source manifest (sizes, durations, sha256): {pairs_file}")
+    summary = build_dataset(args.recipe or shipped_recipe("hdrtvmf1k"), pairs_file, out / "dataset")
     print_summary(summary, str(out / "dataset"))
     return 0

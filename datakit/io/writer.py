@@ -71,6 +71,7 @@ class _Encoder:
         options: dict[str, str],
         tags: dict[str, str],
         time_base: Fraction | None = None,
+        threads: int | None = None,
     ) -> None:
         import av
 
@@ -82,6 +83,8 @@ class _Encoder:
             self.time_base = Fraction(1) / fps if time_base is None else Fraction(time_base)
             stream.time_base = self.time_base
             cc = stream.codec_context
+            if threads is not None:
+                cc.thread_count = threads  # 1 gives reproducible bytes (see SDRWriter)
             if time_base is not None:
                 cc.time_base = self.time_base  # frames are rebased to the codec time base before encoding
             cc.color_primaries = primaries_code(tags["primaries"])
@@ -104,6 +107,9 @@ class _Encoder:
             item = data.dtype.itemsize
             view = np.frombuffer(plane, dtype=data.dtype).reshape(plane.height, plane.line_size // item)
             view[:, : plane.width] = data
+            # The row padding is uninitialized memory; encoders' SIMD code reads it (x264's lookahead did, and
+            # its output then changed from run to run). Replicating the edge keeps encodes reproducible.
+            view[:, plane.width :] = data[:, -1:]
         frame.pts = self.count if pts is None else int(pts)
         frame.time_base = self.time_base  # the muxer may change the stream's time base (MKV: 1/1000)
         for packet in self.stream.encode(frame):
@@ -377,6 +383,8 @@ class SDRWriter(_Writer):
     The R'G'B' -> Y'CbCr conversion uses the BT.709 matrix (ITU-R BT.709-6) with 8-bit limited-range
     codes; VUI colour primaries, transfer and matrix are BT.709 and chroma location 0.
     ``codec_params`` (dict or ``"k=v:k=v"``) are appended to the x264/x265 parameters and override them.
+    ``threads``: encoder threads (default: ffmpeg's choice). Use 1 for byte-reproducible output: with
+    several threads, x264's output was seen to change from run to run in a process that had run libx265.
     """
 
     _pix_fmt = "yuv420p"
@@ -394,6 +402,7 @@ class SDRWriter(_Writer):
         preset: str = "medium",
         codec: str = "libx264",
         codec_params: dict[str, Any] | str | None = None,
+        threads: int | None = None,
     ) -> None:
         super().__init__(path, width, height, fps)
         if codec not in ("libx264", "libx265"):
@@ -411,7 +420,16 @@ class SDRWriter(_Writer):
         tags = {"primaries": "bt709", "transfer": "bt709", "matrix": "bt709", "range": "limited"}
         try:
             self._encoder = _Encoder(
-                self._tmp, self.container_format, codec, self.width, self.height, self.fps, self._pix_fmt, options, tags
+                self._tmp,
+                self.container_format,
+                codec,
+                self.width,
+                self.height,
+                self.fps,
+                self._pix_fmt,
+                options,
+                tags,
+                threads=threads,
             )
         except BaseException as error:
             self.abort(type(error), error, None)

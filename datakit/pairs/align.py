@@ -410,10 +410,23 @@ class SpatialAlignment:
         x, y, w, h = valid if valid is not None else self.valid_hdr_box()
         if w < 8 or h < 8:
             return 0.0
+        import cv2
+
+        # Area-reduce first, then take luma: both are linear in R'G'B', so the order does not matter, and the
+        # full-resolution clip is touched once by OpenCV instead of by a float matrix product.
+        factor = max(1, w // 320)
+        size = (max(8, w // factor), max(4, h // factor))
+
+        def small(clip: np.ndarray) -> np.ndarray:
+            return np.stack(
+                [
+                    cv2.resize(np.ascontiguousarray(f[y : y + h, x : x + w]), size, interpolation=cv2.INTER_AREA)
+                    for f in clip
+                ]
+            )
+
         sims = _pair_similarity(
-            _luma_of(np.asarray(hdr_clip)[:, y : y + h, x : x + w], "bt2020"),
-            _luma_of(np.asarray(sdr_clip)[:, y : y + h, x : x + w], "bt709"),
-            width=160,
+            _luma_of(small(np.asarray(hdr_clip)), "bt2020"), _luma_of(small(np.asarray(sdr_clip)), "bt709"), width=160
         )
         return _similarity_confidence(float(np.min(sims)))
 

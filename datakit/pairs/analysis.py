@@ -96,6 +96,15 @@ def merge_windows(windows: Sequence[tuple[float, float]], gap: float = 0.0) -> l
     return [(s, e) for s, e in merged]
 
 
+def whole_factor_width(frame_width: int, target: int) -> int:
+    """The width nearest ``target`` that divides ``frame_width`` by a whole number (1920 -> 256 gives 240).
+
+    OpenCV's area filter has a fast path for whole reduction factors (about 4x faster at 1080p).
+    """
+    factor = max(1, round(frame_width / max(1, target)))
+    return max(1, frame_width // factor)
+
+
 def decode_thumbnails(
     path: str | os.PathLike[str],
     *,

@@ -105,7 +105,8 @@ def _build_pair(
             min_scene_len=scenes_cfg["min_scene_len"],
         )  # fmt: skip
         thumbs_sdr = analysis.decode_thumbnails(
-            pair.sdr, luma_width=align_cfg["thumb_width"], bgr_width=scenes_cfg["thumb_width"], on_bgr=cut_stream,
+            pair.sdr, luma_width=align_cfg["thumb_width"], on_bgr=cut_stream,
+            bgr_width=analysis.whole_factor_width(info_sdr.width, scenes_cfg["thumb_width"]),
             keep_bgr=False,
         )  # fmt: skip
         thumbs_hdr = analysis.decode_thumbnails(pair.hdr, luma_width=align_cfg["thumb_width"])
