@@ -1,7 +1,7 @@
 """Benchmark ``datakit convert`` on a generated 1080p SDR clip: model cost, peak memory, end-to-end throughput.
 
 Usage: ``python bench/bench_convert.py [--frames 24] [--models classical,agcm,hdcfm] [--preset medium]
-[--crf 18] [--frames-4k 2] [--no-4k] [--threads N]``.
+[--crf 18] [--model-frames 3] [--frames-4k 2] [--no-4k] [--no-e2e] [--threads N]``.
 
 Models: those with a shipped checkpoint (``models/NAME/*.pt``), or, when none is shipped yet, ``classical``,
 ``agcm`` and ``hdcfm`` with untrained weights (speed and memory do not depend on the weights). For each model,
@@ -171,11 +171,13 @@ def main() -> None:
     parser.add_argument("--models", help="comma-separated model names (default: shipped, else classical,agcm,hdcfm)")
     parser.add_argument("--preset", default="medium", help="libx265 preset for the end-to-end runs (medium)")
     parser.add_argument("--crf", type=float, default=18, help="libx265 crf for the end-to-end runs (18)")
-    parser.add_argument("--frames-4k", type=int, default=2, help="frames converted at 4K per model (2)")
+    parser.add_argument("--model-frames", type=int, default=3, help="frames timed per model at 1080p (3)")
+    parser.add_argument("--frames-4k", type=int, default=2, help="frames timed per model at 4K (2)")
     parser.add_argument("--no-4k", action="store_true", help="skip the 4K measurements")
     parser.add_argument("--no-e2e", action="store_true", help="skip the end-to-end convert_video runs")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # figures appear as they are measured
 
     from datakit.convert import models_dir, shipped_checkpoint
 
@@ -201,7 +203,7 @@ def main() -> None:
         print("model cost and memory at 1920x1080 (whole frames):")
         print(header)
         for name in names:
-            r = in_child(measure_model, name, checkpoints[name], 1920, 1080, min(args.frames, 6), 0, args.threads)
+            r = in_child(measure_model, name, checkpoints[name], 1920, 1080, args.model_frames, 0, args.threads)
             print(
                 f"{name:<10} {r['cpu_s_per_frame']:>11.3f} {r['wall_s_per_frame']:>12.3f} "
                 f"{_mb(r['peak_rss_mb']):>10} {_mb(r['tracemalloc_peak_mb']):>11}"

@@ -95,7 +95,8 @@ def loader_rate(data: Path, frames: int, crop: int, batch: int, workers: int, ba
 
     ds = ShardDataset([data], "train", frames=frames, centre="random", crop=crop, augment=True)
     loader = DataLoader(ds, batch_size=batch, sampler=ShardSampler(ds, seed=1), num_workers=workers,
-                        collate_fn=collate, worker_init_fn=worker_init_fn, prefetch_factor=4)  # fmt: skip
+                        collate_fn=collate, worker_init_fn=worker_init_fn, prefetch_factor=4,
+                        multiprocessing_context="spawn")  # fmt: skip
     it = iter(loader)
     for _ in range(workers * 2):  # start-up and first prefetch
         next(it)

@@ -15,7 +15,8 @@ One decode, one encode:
    - models returning all ``T`` frames (KPN-MFI) run on consecutive groups of ``T`` frames, the last group
      completed by reflection, and every output frame is kept.
 
-   The video is decoded once: a rolling buffer holds the frames the current windows need (about ``2T``).
+   The video is decoded once: a rolling buffer holds the frames the coming windows need (``T``; ``2T - 1`` for
+   groups).
    Frames larger than a model's comfortable size are cut into overlapping tiles blended by
    :func:`datakit.nn.tiling.tiled_apply` (``tile=None``: automatic, whole frames up to 1920 x 1088, 512-pixel
    tiles above; KPN-MFI's self-attention tiles above 512 x 512), which bounds memory at 4K. Tiles run on the
@@ -81,6 +82,7 @@ _WHOLE_FRAME_PIXELS = 1920 * 1088
 # quadratic in the number of positions (1080p: 32,400 positions, a 4 GB attention matrix).
 _WHOLE_FRAME_PIXELS_BY_MODEL = {"kpnmfi": 512 * 512}
 _MIN_OOM_TILE = 128
+X265_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 
 # ----------------------------------------------------------------------------------------------- models
@@ -380,7 +382,7 @@ class _Timing:
         return tick
 
 
-def _check_options(peak_nits: float, tile: int | None, overlap: int, batch: int) -> None:
+def _check_options(peak_nits: float, tile: int | None, overlap: int, batch: int, crf: float, preset: str) -> None:
     if not 100.0 <= float(peak_nits) <= 10000.0:
         raise DatakitError(f"--peak must be between 100 and 10000 cd/m2 (ST 2084 range), got {peak_nits:g}")
     if tile is not None and tile != 0 and tile < 16:
@@ -389,6 +391,10 @@ def _check_options(peak_nits: float, tile: int | None, overlap: int, batch: int)
         raise DatakitError(f"--overlap must be >= 0 and smaller than the tile, got {overlap}")
     if batch < 1:
         raise DatakitError(f"--batch must be >= 1, got {batch}")
+    if not 0 <= float(crf) <= 51:
+        raise DatakitError(f"--crf must be between 0 and 51, got {crf:g}")
+    if preset not in X265_PRESETS:
+        raise DatakitError(f"--preset must be one of {', '.join(X265_PRESETS)}, got {preset!r}")
 
 
 def _check_input(info: Any, force: bool) -> list[str]:
@@ -539,7 +545,7 @@ def convert_video(
 
     started = time.perf_counter()
     src, dst = Path(src), Path(dst)
-    _check_options(peak_nits, tile, overlap, batch)
+    _check_options(peak_nits, tile, overlap, batch, crf, preset)
     ext = dst.suffix.lower()
     if ext not in CONTAINERS or CONTAINERS[ext] == "h264":
         raise UnsupportedFormatError(f"{dst}: output must be .mp4, .mov, .mkv or .hevc, not {ext or '(none)'}")

@@ -256,6 +256,16 @@ def test_multiframe_window_uses_reflected_neighbours() -> None:
     with torch.inference_mode():
         ref = model(x).clamp(0, 1)[0].permute(1, 2, 0).numpy()
     np.testing.assert_allclose(out[0], ref, atol=1e-6)
+    # KPN-MFI returns all three frames: groups (0, 1, 2), (3, 4, 5), then (6, 5, 4) mirrored past the end.
+    kpn = create_model("kpnmfi", widths=(16, 16, 16, 16)).eval()
+    frames = [_sdr_frame(t)[:32, :48] for t in range(7)]
+    out = list(convert_frames(frames, kpn, tile=0, batch=2, peak_nits=10000))
+    assert len(out) == 7
+    for group, index, position in (((3, 4, 5), 4, 1), ((6, 5, 4), 6, 0)):
+        x = torch.from_numpy(np.stack([frames[i] for i in group])).permute(0, 3, 1, 2)[None]
+        with torch.inference_mode():
+            ref = kpn(x).clamp(0, 1)[0, position].permute(1, 2, 0).numpy()
+        np.testing.assert_allclose(out[index], ref, atol=1e-6)
 
 
 def test_tiled_equals_untiled() -> None:
@@ -477,8 +487,13 @@ def test_interrupted_conversion_leaves_nothing(folder: Path, sdr_audio_clip: Pat
 def test_bad_options(folder: Path, sdr_clip: Path) -> None:
     with pytest.raises(DatakitError, match="--peak"):
         convert_video(sdr_clip, folder / "o.mp4", peak_nits=50)
+    with pytest.raises(DatakitError, match="--preset"):
+        convert_video(sdr_clip, folder / "o.mp4", preset="turbo")
+    with pytest.raises(DatakitError, match="--overlap"):
+        convert_video(sdr_clip, folder / "o.mp4", tile=32, overlap=32)
     with pytest.raises(UnsupportedFormatError, match="output must be"):
         convert_video(sdr_clip, folder / "o.avi")
+    assert not (folder / "o.mp4").exists()
 
 
 # --------------------------------------------------------------------------- CLI

@@ -179,7 +179,7 @@ def test_dataloader_workers_read_the_same_items(data_root: Path):
     ref = [ds[k]["sdr"] for k in sampler]
     ds[0]  # a handle opened in the parent must not be used by the workers
     loader = DataLoader(ds, batch_size=4, sampler=sampler, num_workers=2, collate_fn=collate,
-                        worker_init_fn=worker_init_fn)  # fmt: skip
+                        worker_init_fn=worker_init_fn, multiprocessing_context="spawn")  # fmt: skip
     got = torch.cat([b["sdr"] for b in loader])
     assert torch.equal(got, torch.stack(ref)[: len(got)])
 

@@ -465,6 +465,8 @@ class _Run:
             worker_init_fn=worker_init_fn if workers else None, drop_last=drop_last,
             pin_memory=self.device.type == "cuda", generator=torch.Generator(),  # never touches the global RNG
             prefetch_factor=4 if workers else None, persistent_workers=False,
+            # spawn, not fork: forking a process that already runs torch/OpenCV/x265 threads can deadlock
+            multiprocessing_context="spawn" if workers else None,
         )  # fmt: skip
 
     def note(self, text: str) -> None:
