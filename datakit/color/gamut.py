@@ -37,6 +37,7 @@ __all__ = [
     "BT2020_TO_BT709",
     "PRIMARIES",
     "Primaries",
+    "apply_rgb_matrix",
     "bradford_adaptation_matrix",
     "convert_gamut",
     "fraction_outside_gamut",
@@ -181,6 +182,14 @@ def convert_gamut(rgb_linear: ArrayIn, src: str | Primaries, dst: str | Primarie
     x, work = prepare(rgb_linear)
     check_last_axis(x, "convert_gamut")
     return finish(apply_matrix(x, rgb_to_rgb_matrix(src, dst)), work)
+
+
+def apply_rgb_matrix(rgb: ArrayIn, matrix: np.ndarray) -> ArrayOut:
+    """Apply a 3x3 ``matrix`` to RGB vectors on the last axis (``out = matrix @ rgb``), e.g. a white-balance or
+    saturation matrix on linear light. numpy (float32 preserved) or torch input."""
+    x, work = prepare(rgb)
+    check_last_axis(x, "apply_rgb_matrix")
+    return finish(apply_matrix(x, np.asarray(matrix, dtype=np.float64)), work)
 
 
 def luminance_weights(primaries: str | Primaries) -> np.ndarray:

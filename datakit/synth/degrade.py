@@ -32,7 +32,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from datakit.color.gamut import luminance_weights
+from datakit.color.gamut import apply_rgb_matrix, luminance_weights
 from datakit.color.transfer import (
     PQ_PEAK_NITS,
     bt709_oetf,
@@ -325,10 +325,16 @@ def apply_degradation(rgb_nits_clip: np.ndarray, params: DegradationParams, *, f
         axis=1,
     ).astype(np.float32)
     gains /= (gains @ w709)[:, None]
-    lin = lin * gains[:, None, None, :]
     sat = (params.saturation[0] + (params.saturation[1] - params.saturation[0]) * f).astype(np.float32)
-    lum = (lin @ w709)[..., None]
-    lin = np.maximum(lum + sat[:, None, None, None] * (lin - lum), 0.0)
+    # Per frame one 3x3 matrix: saturation around BT.709 luminance, S = s I + (1 - s) 1 w^T, after the gains G.
+    ones_w = np.outer(np.ones(3), w709.astype(np.float64))
+    lin = np.stack(
+        [
+            apply_rgb_matrix(frame, (s * np.eye(3) + (1.0 - s) * ones_w) @ np.diag(g))
+            for frame, s, g in zip(lin, sat.astype(np.float64), gains.astype(np.float64), strict=True)
+        ]
+    )
+    np.maximum(lin, 0.0, out=lin)
     # 5: optical blur.
     if params.blur_sigma > 0:
         lin = np.stack([cv2.GaussianBlur(fr, (0, 0), params.blur_sigma, borderType=cv2.BORDER_REFLECT) for fr in lin])
