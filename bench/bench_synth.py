@@ -52,7 +52,7 @@ def main() -> None:
     recipe["clips"]["tile"] = args.tile
     folder = next(p for p in SOURCES if p.is_dir())
     sources = [s for s in find_sources(folder, "images") if s.source_id != "sunset"]
-    images = {s.source_id: load_hdr_source(s.path, recipe["source"], {"warnings": []}) for s in sources}
+    images = {s.source_id: load_hdr_source(s, recipe["source"], {"warnings": []}) for s in sources}
     profiler = cProfile.Profile()
     start = time.perf_counter()
     profiler.enable()

@@ -188,3 +188,30 @@ def test_preview_sheet_is_a_png(built):
     data = (out / "preview.png").read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads((out / "summary.json").read_text())["samples"] == 3
+
+
+def test_pq_png_and_hdr10_video_frames_are_absolute_sources(tmp_path, demo_pair):
+    """16-bit PQ PNG and HDR10 video frames carry absolute cd/m^2: no random rescaling, highlights kept."""
+    from datakit.color.transfer import st2084_inverse_eotf
+    from datakit.io.images import read_hdr_image, write_png16_pq
+
+    folder = tmp_path / "sources"
+    folder.mkdir()
+    rgb = read_hdr_image(HDRI / "sunrise.exr").rgb_linear
+    nits = rgb * np.float32(100.0 / np.median(rgb))
+    write_png16_pq(folder / "sunrise_pq.png", st2084_inverse_eotf(np.minimum(nits, 10000.0)))
+    shutil.copy(demo_pair.hdr, folder / "movie.mp4")
+    out = tmp_path / "out"
+    summary = synth_dataset(recipe(tmp_path), out, images=str(folder), report=False)
+    assert not summary["failed_sources"]
+    records = read_manifest(out)
+    ids = {r["source_id"] for r in records}
+    assert "sunrise_pq" in ids and {"movie-f0001000", "movie-f0003000"} <= ids  # one frame every 2 s
+    for record in records:
+        assert record["meta"]["absolute_scale"]["method"] == "absolute"
+    video = next(r for r in records if r["source_id"] == "movie-f0001000")
+    assert video["meta"]["frame_time"] == 1.0
+    assert summary["sources"]["movie-f0001000"]["peak_nits"] > 3000.0  # the demo's 4000 cd/m^2 sun at 1.0 s
+    reader = ShardReader(out / video["shard"])
+    _, hdr = reader.arrays(video["index"])
+    assert st2084_eotf(hdr.astype(np.float32) / 65535).max() <= 10000.0

@@ -47,11 +47,11 @@ def write_report(root: str | os.PathLike[str], *, max_thumbnails: int = 300, pro
     pictures = root / "report"
     pictures.mkdir(exist_ok=True)
 
-    # Thumbnails: the first tile of each clip (records of one clip share sdr_frames), up to max_thumbnails.
-    seen: set[tuple[str, tuple[int, ...]]] = set()
+    # Thumbnails: the first tile of each clip, up to max_thumbnails.
+    seen: set[tuple[str, object]] = set()
     chosen = []
     for record in records:
-        key = (record["source_id"], tuple(record["sdr_frames"]))
+        key = (record["source_id"], record.get("meta", {}).get("clip", record["sample_id"]))  # tiles of a clip
         if key not in seen:
             seen.add(key)
             chosen.append(record)

@@ -39,28 +39,53 @@ VIDEO_EXTENSIONS = {".mp4", ".mkv", ".mov", ".m4v", ".ts", ".webm"}
 
 @dataclass(frozen=True)
 class SynthSource:
+    """One synthesis source: an HDR image, one frame of an HDR10 video (``frame_time``), or an SDR video."""
+
     source_id: str
     path: Path
     kind: str  # "images" or "sdr_video"
+    frame_time: float | None = None  # seconds: this source is that frame of an HDR10 video
 
 
 def _source_id(path: Path) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", path.stem).lstrip("._-") or "source"
 
 
-def find_sources(pattern: str | os.PathLike[str], kind: str) -> list[SynthSource]:
-    """Files of a folder, or matching a glob pattern, with the extensions of ``kind``."""
-    extensions = IMAGE_EXTENSIONS if kind == "images" else VIDEO_EXTENSIONS
+def find_sources(pattern: str | os.PathLike[str], kind: str, *, every_seconds: float = 2.0) -> list[SynthSource]:
+    """Files of a folder, or matching a glob pattern, usable by ``kind``.
+
+    ``images``: OpenEXR / Radiance images (relative linear light), 16-bit PQ PNG, and HDR10 videos, of which one
+    frame every ``every_seconds`` becomes a source of its own (``<video>-f<frame time in ms>``).
+    ``sdr_video``: SDR videos.
+    """
+    extensions = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS if kind == "images" else VIDEO_EXTENSIONS
     path = Path(pattern)
     files = sorted(path.iterdir()) if path.is_dir() else sorted(Path(p) for p in glob.glob(str(pattern)))
     files = [f for f in files if f.is_file() and f.suffix.lower() in extensions]
-    if not files:
-        raise InputError(f"{pattern}: no {'HDR images' if kind == 'images' else 'SDR videos'} found")
-    sources = [SynthSource(_source_id(f), f.resolve(), kind) for f in files]
+    sources: list[SynthSource] = []
+    for f in files:
+        if kind == "images" and f.suffix.lower() in VIDEO_EXTENSIONS:
+            sources.extend(_video_frame_sources(f, every_seconds))
+        else:
+            sources.append(SynthSource(_source_id(f), f.resolve(), kind))
+    if not sources:
+        raise InputError(f"{pattern}: no {'HDR images or HDR10 videos' if kind == 'images' else 'SDR videos'} found")
     ids = [s.source_id for s in sources]
     if len(set(ids)) != len(ids):
         raise InputError(f"{pattern}: two sources share a name ({sorted(i for i in ids if ids.count(i) > 1)[0]})")
     return sources
+
+
+def _video_frame_sources(path: Path, every_seconds: float) -> list[SynthSource]:
+    """One source per frame every ``every_seconds`` of an HDR10 video (refused when the video is not HDR10)."""
+    from datakit.io.probe import probe, require_hdr10
+
+    info = probe(path)
+    require_hdr10(info)
+    times = np.arange(every_seconds / 2, max(info.duration_seconds, every_seconds / 2 + 1e-3), every_seconds)
+    return [
+        SynthSource(f"{_source_id(path)}-f{round(t * 1000):07d}", path.resolve(), "images", float(t)) for t in times
+    ]
 
 
 def _stable_int(text: str) -> int:
@@ -96,7 +121,7 @@ def synth_dataset(
     if not given:
         flag = "--images" if kind == "images" else "--videos"
         raise InputError(f"{recipe_path}: this recipe takes {kind.replace('_', ' ')} sources: give {flag}")
-    sources = find_sources(given, kind)
+    sources = find_sources(given, kind, every_seconds=recipe["source"]["every_seconds"])
     folder = OutputFolder(out)
     digest = recipe_hash({**recipe, "seed": seed})
     folder.claim({**recipe, "seed": seed}, digest)
@@ -150,9 +175,10 @@ def _samples_of(source: SynthSource, recipe: dict[str, Any], seed: int):
     """A generator of the source's samples (made one at a time) and its status dict (filled as it runs)."""
     status: dict[str, Any] = {"kind": source.kind, "path": source.path.name, "rejected": Counter(), "warnings": []}
     if source.kind == "images":
-        rgb_linear = load_hdr_source(source.path, recipe["source"], status)
+        rgb_linear = load_hdr_source(source, recipe["source"], status)
+        absolute = status["absolute"]
         generator = (
-            make_image_sample(source, rgb_linear, recipe, seed, length, number)
+            make_image_sample(source, rgb_linear, recipe, seed, length, number, absolute=absolute)
             for length in recipe["clips"]["lengths"]
             for number in range(recipe["clips"]["per_source"])
         )
@@ -161,23 +187,46 @@ def _samples_of(source: SynthSource, recipe: dict[str, Any], seed: int):
     return generator, status
 
 
-def load_hdr_source(path: Path, source_cfg: dict[str, Any], status: dict[str, Any]) -> np.ndarray:
-    """Read an HDR image as relative linear BT.2020 RGB; refuse (or flag) images without HDR range."""
-    from datakit.color.gamut import convert_gamut, luminance_weights
-    from datakit.io.images import read_hdr_image
+def load_hdr_source(source: SynthSource, source_cfg: dict[str, Any], status: dict[str, Any]) -> np.ndarray:
+    """Linear BT.2020 RGB of an image source; refuse (or flag) images without HDR range.
 
-    image = read_hdr_image(path)
-    rgb = np.maximum(convert_gamut(image.rgb_linear, image.primaries, "bt2020"), 0.0).astype(np.float32)
+    OpenEXR / Radiance images give relative linear light (``status["absolute"] = False``: the sample gets a
+    random absolute scale); 16-bit PQ PNG and HDR10 video frames give absolute cd/m^2 through the SMPTE ST 2084
+    EOTF (``status["absolute"] = True``: no rescaling).
+    """
+    from datakit.color.gamut import convert_gamut, luminance_weights
+    from datakit.color.transfer import st2084_eotf
+    from datakit.io.images import read_hdr_image, read_png16_pq
+
+    path = source.path
+    if source.frame_time is not None:
+        from datakit.io.reader import VideoReader
+
+        with VideoReader(path, encoding="pq") as reader:
+            (frame,) = reader.read_at([source.frame_time])
+            rgb = np.asarray(st2084_eotf(frame.rgb("float32")), np.float32)
+        status["absolute"] = True
+    elif path.suffix.lower() == ".png":
+        rgb = np.asarray(st2084_eotf(read_png16_pq(path)), np.float32)
+        status["absolute"] = True
+    else:
+        image = read_hdr_image(path)
+        rgb = np.maximum(convert_gamut(image.rgb_linear, image.primaries, "bt2020"), 0.0).astype(np.float32)
+        status["absolute"] = False
     lum = rgb @ luminance_weights("bt2020").astype(np.float32)
-    diffuse = float(np.percentile(lum, 90))
     peak = float(lum.max())
-    dynamic_range = peak / diffuse if diffuse > 0 else 0.0
-    status["dynamic_range"] = round(dynamic_range, 2)
-    if dynamic_range < source_cfg["min_dynamic_range"]:
-        message = (
-            f"{path.name}: looks like an LDR image (peak / diffuse white = {dynamic_range:.1f}, below the recipe's "
-            f"{source_cfg['min_dynamic_range']}): nothing above diffuse white to learn from"
-        )
+    if status["absolute"]:  # diffuse white is known: BT.2408 reference white
+        status["peak_nits"] = round(peak, 1)
+        hdr = peak >= source_cfg["min_peak_nits"]
+        why = f"peak {peak:.0f} cd/m^2, below the recipe's min_peak_nits {source_cfg['min_peak_nits']}"
+    else:  # relative: diffuse white estimated by the 90th luminance percentile
+        diffuse = float(np.percentile(lum, 90))
+        dynamic_range = peak / diffuse if diffuse > 0 else 0.0
+        status["dynamic_range"] = round(dynamic_range, 2)
+        hdr = dynamic_range >= source_cfg["min_dynamic_range"]
+        why = f"peak / diffuse white = {dynamic_range:.1f}, below the recipe's {source_cfg['min_dynamic_range']}"
+    if not hdr:
+        message = f"{path.name}: looks like an LDR image ({why}): nothing above diffuse white to learn from"
         if source_cfg["ldr_policy"] == "refuse":
             raise InputError(message)
         status["warnings"].append(message)
@@ -185,9 +234,17 @@ def load_hdr_source(path: Path, source_cfg: dict[str, Any], status: dict[str, An
 
 
 def make_image_sample(
-    source: SynthSource, rgb_linear: np.ndarray, recipe: dict[str, Any], seed: int, length: int, number: int
+    source: SynthSource,
+    rgb_linear: np.ndarray,
+    recipe: dict[str, Any],
+    seed: int,
+    length: int,
+    number: int,
+    *,
+    absolute: bool = False,
 ) -> Sample:
-    """One synthetic clip pair from an HDR image (relative linear BT.2020); fully determined by its arguments."""
+    """One synthetic clip pair from an HDR image (linear BT.2020: relative, or cd/m^2 when ``absolute``);
+    fully determined by its arguments."""
     from datakit.synth.degrade import apply_degradation, hdr_target, sample_degradation
     from datakit.synth.exposure import absolute_scale
     from datakit.synth.params import resolve_ranges
@@ -196,7 +253,10 @@ def make_image_sample(
     ranges = resolve_ranges(recipe["ranges"])
     rng = sample_rng(seed, source.source_id, length, number)
     tile = recipe["clips"]["tile"]
-    scale, scale_info = absolute_scale(rgb_linear, rng, ranges["absolute_scale"])
+    if absolute:
+        scale, scale_info = 1.0, {"method": "absolute", "scale": 1.0}
+    else:
+        scale, scale_info = absolute_scale(rgb_linear, rng, ranges["absolute_scale"])
     trajectory_cfg = ranges["trajectory"]
     homographies = sample_trajectory(
         length, rng, trajectory_cfg["max_shift"], trajectory_cfg["max_zoom"],
@@ -229,6 +289,7 @@ def make_image_sample(
         meta={
             "synthetic": "image",
             "source_file": source.path.name,
+            "frame_time": source.frame_time,
             "seed": seed,
             "length": length,
             "number": number,
@@ -314,7 +375,9 @@ def make_video_sample(
 def regenerate_sample(record: dict[str, Any], recipe: dict[str, Any], source_path: str | os.PathLike[str]) -> Sample:
     """Rebuild one image-branch sample from its manifest line, the recipe and its source file."""
     meta = record["meta"]
-    source = SynthSource(record["source_id"], Path(source_path), "images")
+    source = SynthSource(record["source_id"], Path(source_path), "images", meta.get("frame_time"))
     status: dict[str, Any] = {"warnings": []}
-    rgb = load_hdr_source(source.path, recipe["source"], status)
-    return make_image_sample(source, rgb, recipe, meta["seed"], meta["length"], meta["number"])
+    rgb = load_hdr_source(source, recipe["source"], status)
+    return make_image_sample(
+        source, rgb, recipe, meta["seed"], meta["length"], meta["number"], absolute=status["absolute"]
+    )

@@ -28,9 +28,15 @@ SYNTH_SCHEMA: Schema = {
     "source": {
         "kind": Key(str, "images", one_of("images", "sdr_video"), "HDR images -> warp, or SDR videos -> ITM"),
         "ldr_policy": Key(str, "refuse", one_of("refuse", "warn"), "what to do with an image that is not HDR"),
-        "min_dynamic_range": Key(NUMBER, 8.0, at_least(1.0), "peak / 90th-percentile luminance below this = LDR"),
+        "min_dynamic_range": Key(NUMBER, 8.0, at_least(1.0), "relative images: peak / 90th-percentile luminance"),
+        "min_peak_nits": Key(NUMBER, 400.0, at_least(0.0), "PQ PNG / HDR10 frames: peak below this = LDR"),
         "itm": Key(str, "bt2446c", one_of("bt2446c", "bt2408"), "inverse tone mapping of the SDR-video branch"),
-        "every_seconds": Key(NUMBER, 2.0, at_least(0.05), "SDR-video branch: one clip start every T seconds"),
+        "every_seconds": Key(
+            NUMBER,
+            2.0,
+            at_least(0.05),
+            "SDR-video branch: one clip start every T seconds; HDR10 videos given as images: one frame every T seconds",
+        ),
         "max_clips_per_video": Key(int, 8, at_least(1)),
     },
     "clips": {
