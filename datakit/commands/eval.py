@@ -24,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, help="score only the first N samples")
     p.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     p.add_argument("--json", action="store_true", help="print the result as JSON (with per-sample scores)")
+    p.add_argument("--untrained", action="store_true", help="score the architecture at its seeded initialization")
     p.set_defaults(handler=run)
 
 
@@ -36,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     result = evaluate(
         args.model, args.checkpoint, args.data, split=args.split, tile=args.tile or None, overlap=args.overlap,
         device=args.device, limit=args.limit, threads=args.threads, progress=not args.json,
+        untrained=args.untrained,
     )  # fmt: skip
     print(json.dumps(jsonable(result), indent=2) if args.json else format_table(result))
     return 0

@@ -109,6 +109,7 @@ def evaluate(
     limit: int | None = None,
     threads: int | None = None,
     progress: bool = False,
+    untrained: bool = False,
 ) -> dict[str, Any]:
     """Score a model (``classical`` when neither a name nor a checkpoint is given) on ``split`` of ``data``.
 
@@ -121,7 +122,7 @@ def evaluate(
 
     configure_threads(threads)
     dev = select_device(device)
-    model, name, info = load_model(model_name, checkpoint, device=dev)
+    model, name, info = load_model(model_name, checkpoint, device=dev, untrained=untrained)
     dataset = ShardDataset(list(data), split, frames=None, crop=None, augment=False)
     count = len(dataset) if limit is None else min(limit, len(dataset))
     per_sample: list[dict[str, Any]] = []

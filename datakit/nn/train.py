@@ -156,15 +156,23 @@ def load_model(
     checkpoint: str | os.PathLike[str] | None = None,
     *,
     device: torch.device | str = "cpu",
+    untrained: bool = False,
 ) -> tuple[nn.Module, str, dict[str, Any]]:
     """A ready-to-run SDR-to-HDR model in eval mode: ``(module, model name, info)``.
 
     With a datakit checkpoint the name is read from it (a different ``name`` raises :class:`ModelError`); a bare
     ``state_dict`` (e.g. converted public weights) needs ``name``. Without a checkpoint only models without trainable
     parameters (``classical``) are accepted. A PDCG checkpoint comes back as a :class:`PDCGPipeline` with its first
-    stage. ``info`` holds the checkpoint's step and config when known.
+    stage. ``info`` holds the checkpoint's step and config when known. ``untrained=True`` (no checkpoint) gives the
+    architecture at its initialization under ``torch.manual_seed(0)``: the "untrained" row of a comparison.
     """
     info: dict[str, Any] = {"checkpoint": None if checkpoint is None else os.fspath(checkpoint)}
+    if checkpoint is None and untrained:
+        if not name:
+            raise ModelError("--untrained needs --model NAME")
+        torch.manual_seed(0)
+        info["untrained"] = True
+        return create_model(name).to(device).eval(), model_spec(name).name, info
     if checkpoint is None:
         name = name or "classical"
         model = create_model(name)

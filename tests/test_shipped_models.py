@@ -1,0 +1,103 @@
+"""The shipped checkpoints load, reproduce their model cards' figures, and convert a real SDR clip to HDR10."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from datakit.convert import convert_video, shipped_checkpoint
+from datakit.nn.registry import count_parameters, model_spec
+from datakit.nn.train import load_model
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = sorted(p.parent.name for p in (ROOT / "models").glob("*/*.pt") if p.stem == p.parent.name)
+NIGHT = ROOT.parent / "shared" / "data" / "hdri" / "night.exr"
+SYNTH_LABEL = "synth-hdri (test split: night)"
+
+pytestmark = pytest.mark.skipif(not SHIPPED, reason="no shipped checkpoint in models/")
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_checkpoint_loads_small_and_runs(name):
+    import torch
+
+    path = shipped_checkpoint(name)
+    assert path == ROOT / "models" / name / f"{name}.pt"
+    assert path.stat().st_size < 5 * 1024 * 1024  # nothing large in git
+    model, loaded, info = load_model(name, path)
+    assert loaded == name and info["step"] > 0
+    assert count_parameters(model) == count_parameters(
+        __import__("datakit.nn.registry", fromlist=["create_model"]).create_model(name)
+    )
+    frames = model_spec(name).frames
+    x = torch.rand(1, frames, 3, 32, 48) if frames > 1 else torch.rand(1, 3, 32, 48)
+    with torch.no_grad():
+        y = model(x)
+    assert torch.isfinite(y).all() and float(y.min()) > -0.1 and float(y.max()) < 1.1
+    card = (ROOT / "models" / name / "README.md").read_text()
+    assert f"models/{name}/train.toml" in card and "datakit eval" in card
+
+
+@pytest.fixture(scope="module")
+def held_out(tmp_path_factory) -> Path:
+    """The synthetic held-out split, rebuilt from the recipe: only the night image is needed for its samples."""
+    if not NIGHT.is_file():
+        pytest.skip("../shared/data/hdri is not beside the repository")
+    from datakit.recipes import shipped_recipe
+    from datakit.synth.build import synth_dataset
+
+    tmp = tmp_path_factory.mktemp("held_out")
+    (tmp / "images").mkdir()
+    shutil.copy(NIGHT, tmp / "images")
+    synth_dataset(shipped_recipe("synthetic_hdri"), tmp / "out", images=str(tmp / "images"), seed=0, report=False)
+    return tmp / "out"
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_eval_reproduces_the_model_card(name, held_out):
+    from datakit.nn.evaluate import evaluate
+
+    card = json.loads((ROOT / "models" / name / "metrics.json").read_text())["data"][SYNTH_LABEL]
+    expected = card[f"{name} (shipped)"]
+    result = evaluate(name, ROOT / "models" / name / f"{name}.pt", [held_out], split="test", threads=2)
+    assert len(result["per_sample"]) == expected["samples"]
+    got = result["metrics"]
+    assert got["psnr"] == pytest.approx(expected["psnr"], abs=0.02)
+    assert got["delta_e_itp"] == pytest.approx(expected["delta_e_itp"], rel=0.005)
+    assert got["ssim"] == pytest.approx(expected["ssim"], abs=1e-3)
+    # and the training helped: better than the untrained architecture on held-out data
+    assert expected["psnr"] > card[f"{name} (untrained)"]["psnr"]
+
+
+def test_convert_with_a_shipped_checkpoint(tmp_path):
+    from datakit.color.transfer import st2084_eotf
+    from datakit.io.probe import probe
+    from datakit.io.reader import VideoReader
+    from datakit.io.writer import SDRWriter
+
+    name = "agcm" if "agcm" in SHIPPED else SHIPPED[0]
+    src = tmp_path / "sdr.mp4"
+    rng = np.random.default_rng(3)
+    base = (rng.random((64, 96, 3)) * 235).astype(np.uint8)
+    base[:8, :8] = 255
+    with SDRWriter(src, 96, 64, 24, crf=12, preset="ultrafast") as writer:
+        for i in range(6):
+            writer.write(np.roll(base, 2 * i, axis=1))
+    dst = tmp_path / "hdr.mp4"
+    result = convert_video(src, dst, model=name, crf=0, preset="ultrafast", x265_params={"lossless": 1})
+    info = probe(dst)
+    assert (info.codec, info.pix_fmt, info.color_primaries, info.color_trc) == (
+        "hevc", "yuv420p10le", "bt2020", "smpte2084",
+    )  # fmt: skip
+    assert info.frame_count == 6 and info.mastering_display is not None and info.content_light_level is not None
+    assert result["model"] == name
+    with VideoReader(dst, encoding="pq") as reader:
+        peak = max(float(st2084_eotf(f.rgb("float32")).max()) for f in reader)
+    assert info.content_light_level.max_cll == pytest.approx(peak, rel=0.02, abs=2)
+    with av.open(str(dst)) as container:
+        assert container.streams.video[0].codec_context.color_trc == 16  # SMPTE ST 2084
