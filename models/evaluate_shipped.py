@@ -44,7 +44,8 @@ def score(name: str, checkpoint: Path | None, data: Path, untrained: bool = Fals
     from datakit.nn.evaluate import evaluate
 
     result = evaluate(name, checkpoint, [data], split="test", untrained=untrained, threads=2)
-    return {k: result["metrics"][k] for k in METRICS} | {"samples": len(result["per_sample"])}
+    per_sample = [{k: s[k] for k in ("sample_id", *METRICS) if k in s} for s in result["per_sample"]]
+    return {k: result["metrics"][k] for k in METRICS} | {"samples": len(per_sample), "per_sample": per_sample}
 
 
 CARDS = {
@@ -78,9 +79,14 @@ def table(rows: dict) -> str:
 
 
 def write_card(name: str, report: dict) -> None:
+    import torch
+
     from datakit.nn.registry import count_parameters, create_model, model_spec
 
     spec = model_spec(name)
+    shipped = torch.load(ROOT / "models" / name / f"{name}.pt", map_location="cpu", weights_only=True)
+    int8 = bool(shipped.get("quantized"))
+    storage = "int8 weights with per-channel float16 scales" if int8 else "float16 weights"
     training = json.loads((ROOT / "models" / name / "training.json").read_text())
     params = count_parameters(create_model(name))
     paper = f"{spec.paper_params:,}" if spec.paper_params else "not given"
@@ -100,8 +106,9 @@ def write_card(name: str, report: dict) -> None:
 {CARDS[name]}
 
 - Parameters: {params:,} (paper: {paper}); input frames: {spec.frames}.
-- File: `{name}.pt`, float16 weights ({(ROOT / "models" / name / f"{name}.pt").stat().st_size // 1024} KiB), datakit
-  checkpoint format (loaded as float32). `datakit convert IN OUT --model {name}` finds it by name.
+- File: `{name}.pt`, {storage} ({(ROOT / "models" / name / f"{name}.pt").stat().st_size // 1024} KiB, under
+  the repository's 5 MB limit), datakit checkpoint format (loaded as float32; the figures below use these
+  weights). `datakit convert IN OUT --model {name}` finds it by name.
 - Trained {training["steps"]} steps ({training["seconds"] / 60:.0f} min) on {training["machine"]}, {training["threads"]}
   torch thread(s), CPU only, batch {training["batch"]}, {training["crop"]} px crops, Adam lr 5e-4 halved every
   {training["step_every"]} steps.
@@ -114,7 +121,7 @@ Only what the project's own recipes make, rebuilt by these commands from the rep
 datakit synth recipes/synthetic_hdri.toml --images ../shared/data/hdri --out data/synth-hdri   # seed 0
 datakit demo --out demo-out                                                                   # demo-out/dataset
 datakit train --config models/{name}/train.toml --out runs/{name} --threads {training["threads"]}
-python models/export_checkpoint.py runs/{name}/checkpoints/last.pt models/{name}/{name}.pt
+python models/export_checkpoint.py runs/{name}/checkpoints/last.pt models/{name}/{name}.pt{" --int8" if int8 else ""}
 python models/evaluate_shipped.py {name}                                                     # this card
 ```
 

@@ -147,8 +147,18 @@ def _model_from_entry(entry: dict[str, Any], origin: str) -> nn.Module:
     if not isinstance(name, str) or not isinstance(entry.get("model"), dict):
         raise ModelError(f"{origin}: not a datakit checkpoint (no model name or weights)")
     model = create_model(name, **dict(entry.get("model_args") or {}))
-    _load_state(model, entry["model"], name, origin)
+    _load_state(model, dequantize_state(entry["model"], entry.get("quantized") or {}), name, origin)
     return model
+
+
+def dequantize_state(state: dict[str, torch.Tensor], scales: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Undo the int8 weight storage of small shipped checkpoints: ``weight = int8 * scale`` (scale per output
+    channel, broadcast over the other axes); tensors without a scale are returned as stored."""
+    out = dict(state)
+    for key, scale in scales.items():
+        q = state[key]
+        out[key] = q.float() * scale.float().reshape(-1, *([1] * (q.dim() - 1)))
+    return out
 
 
 def load_model(
