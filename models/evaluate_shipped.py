@@ -68,6 +68,17 @@ CARDS = {
 }
 
 
+CAVEATS = {
+    "kpnmfi": (
+        "\n\nThis checkpoint in particular is barely trained: 600 steps on 64 px crops moved a 3.4M-parameter model "
+        "little (held-out figures close to, and on the demo pair below, the untrained architecture), and its "
+        "per-pixel kernels overshoot the PQ range on unusual input (outputs below 0 and above 1 on noise; "
+        "`datakit convert` clips to `--peak`). It is shipped so that the multi-frame path (three frames in, three "
+        "out) can be loaded, evaluated and used by `datakit convert`, not for its pictures."
+    ),
+}
+
+
 def table(rows: dict) -> str:
     lines = ["| model | PSNR (dB) | SSIM | SR-SIM | ΔE_ITP | temporal |", "|---|---|---|---|---|---|"]
     for row, m in rows.items():
@@ -144,7 +155,7 @@ grade real footage with: it saw {training["steps"]} steps over 96 training clips
 images, 12 demo tiles), where
 the papers train for 10^5-10^6 iterations on thousands of real HDR10/SDR frames. {verdict} Do not compare these
 figures with the papers' HDRTV1K tables (other data, other scale); retrain on real pairs built with `datakit build`
-for real use.
+for real use.{CAVEATS.get(name, "")}
 """
     (ROOT / "models" / name / "README.md").write_text(text)
 
