@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from datakit.color.gamut import convert_gamut, luminance_weights
+from datakit.color.gamut import convert_gamut
 from datakit.color.transfer import srgb_inverse_eotf, st2084_eotf
 from datakit.fsutil import atomic_path
 
@@ -16,19 +16,16 @@ from datakit.fsutil import atomic_path
 def hdr_view(rgb_pq: np.ndarray, white_nits: float = 203.0) -> np.ndarray:
     """A viewing rendition of HDR for an SDR screen: PQ BT.2020 R'G'B' (float [0,1] or uint16) -> uint8 sRGB.
 
-    SMPTE ST 2084 EOTF, exposure so that BT.2408 reference white (203 cd/m^2) sits at 0.8, an extended Reinhard
-    curve on luminance (white point 10000 cd/m^2), BT.2020 -> BT.709 primaries with clipping, sRGB encoding.
-    For looking at data only; it is not one of the synthesis operators.
+    SMPTE ST 2084 EOTF, then the synthesis family's Reinhard curve on BT.2020 luminance with ``white_nits`` (BT.2408
+    reference white) as the scale and 10000 cd/m^2 as the white point (reference white lands at half of display
+    white), BT.2020 -> BT.709 primaries with clipping, sRGB encoding. For looking at data only.
     """
+    from datakit.synth.tonemap import reinhard
+
     array = np.asarray(rgb_pq)
     rgb = array.astype(np.float32) / 65535.0 if array.dtype == np.uint16 else array.astype(np.float32)
-    nits = st2084_eotf(rgb)
-    x = nits * np.float32(0.8 / white_nits) * 1.25
-    lum = x @ luminance_weights("bt2020").astype(np.float32)
-    top = np.float32(10000.0 / white_nits)
-    mapped = lum * (1 + lum / (top * top)) / (1 + lum)
-    ratio = np.where(lum > 1e-8, mapped / np.maximum(lum, 1e-8), 0.0).astype(np.float32)
-    rgb709 = np.clip(convert_gamut(x * ratio[..., None], "bt2020", "bt709"), 0.0, 1.0)
+    display = reinhard(st2084_eotf(rgb), key=1.0, log_average_nits=white_nits, white=10000.0 / white_nits)
+    rgb709 = np.clip(convert_gamut(display, "bt2020", "bt709"), 0.0, 1.0)
     return np.round(srgb_inverse_eotf(rgb709) * 255).astype(np.uint8)
 
 
