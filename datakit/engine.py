@@ -123,7 +123,10 @@ def run_jobs(
 
             threads = threads_per_worker(workers)
             context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            # the initializer runs before a job (and numpy with it) is unpickled, so BLAS reads the thread cap
+            with ProcessPoolExecutor(
+                max_workers=workers, mp_context=context, initializer=limit_threads, initargs=(threads,)
+            ) as pool:
                 futures = {pool.submit(_run_job, job, threads): i for i, job in enumerate(jobs)}
                 for future in as_completed(futures):
                     done(futures[future], future.result())
