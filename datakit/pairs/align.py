@@ -70,6 +70,7 @@ __all__ = [
     "detect_active_area",
     "frame_features",
     "hdr_windows_for",
+    "refine_alignment",
     "refine_spatial",
     "sparse_windows",
 ]
@@ -398,6 +399,41 @@ class SpatialAlignment:
         return cv2.warpAffine(
             src, m[:2], (hdr_w, hdr_h), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE
         )
+
+    def sdr_region_for(self, box: Sequence[int], margin: int = 3) -> tuple[int, int, int, int] | None:
+        """``(x, y, w, h)`` of the SDR frame that resampling the HDR-grid ``box`` reads (bicubic reach
+        ``margin`` px included, clipped to the frame); ``None`` when the SDR is larger than the HDR (the
+        area pre-filter then needs the whole frame)."""
+        if self.scale_x < 0.999 or self.scale_y < 0.999:
+            return None
+        bx, by, bw, bh = (int(v) for v in box)
+        x0, y0 = self.hdr_to_sdr(bx, by)
+        x1, y1 = self.hdr_to_sdr(bx + bw, by + bh)
+        sw, sh = self.sdr_size
+        left, top = max(0, math.floor(float(x0)) - margin), max(0, math.floor(float(y0)) - margin)
+        right, bottom = min(sw, math.ceil(float(x1)) + margin), min(sh, math.ceil(float(y1)) + margin)
+        if right <= left or bottom <= top:
+            return None
+        return left, top, right - left, bottom - top
+
+    def sdr_region_to_hdr_box(self, sdr_region: np.ndarray, origin: Sequence[int], box: Sequence[int]) -> np.ndarray:
+        """Resample an SDR region (``(h, w[, C])`` cut at ``origin`` = (x, y) of the SDR frame, as given by
+        :meth:`sdr_region_for`) onto the HDR-grid ``box``; the same pixels as :meth:`sdr_to_hdr_grid` of the
+        whole frame, cropped (bicubic on the stored signal, edges replicated at the frame's edges)."""
+        import cv2
+
+        bx, by, bw, bh = (int(v) for v in box)
+        ox, oy = (int(v) for v in origin)
+        m = np.vstack([self.matrix_hdr_to_sdr(), [0.0, 0.0, 1.0]])
+        shift = (
+            np.array([[1.0, 0.0, -ox], [0.0, 1.0, -oy], [0.0, 0.0, 1.0]])
+            @ m
+            @ np.array([[1.0, 0.0, bx], [0.0, 1.0, by], [0.0, 0.0, 1.0]])
+        )
+        return cv2.warpAffine(
+            sdr_region, shift[:2], (bw, bh), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REPLICATE,
+        )  # fmt: skip
 
     def clip_confidence(self, hdr_clip: np.ndarray, sdr_clip: np.ndarray, valid: Sequence[int] | None = None) -> float:
         """How well aligned SDR frames match their HDR frames, in [0, 1] (the worst frame counts).
@@ -1227,10 +1263,35 @@ def refine_spatial(
     )
 
 
-def _pick_refinement_frames(matches: FrameMatches, count: int) -> list[tuple[int, int]]:
+def refine_alignment(
+    alignment: Alignment,
+    matches: FrameMatches,
+    read_lumas: Any,
+    *,
+    count: int = 3,
+    allowed_sdr: Any = None,
+) -> Alignment:
+    """:func:`refine_spatial` on ``count`` well matched frame pairs; returns the alignment with the result.
+
+    ``read_lumas(picks)``: for ``[(sdr_index, hdr_index), ...]`` returns ``[(hdr_luma, sdr_luma), ...]``
+    full-resolution Y' (from a decoder, or from frames a pass kept). ``allowed_sdr``: only pick among these
+    SDR frames (``None``: any matched frame).
+    """
+    picks = _pick_refinement_frames(matches, count, allowed_sdr)
+    if not picks:
+        return alignment
+    spatial = refine_spatial(alignment.spatial, read_lumas(picks))
+    reasons = alignment.temporal.reasons + spatial.reasons
+    return Alignment(alignment.temporal, spatial, min(alignment.temporal.confidence, spatial.confidence), reasons)
+
+
+def _pick_refinement_frames(matches: FrameMatches, count: int, allowed_sdr: Any = None) -> list[tuple[int, int]]:
     """Up to ``count`` matched (sdr, hdr) frame pairs, one per equal part of the sequence: the most textured
     among the well matched ones (texture conditions the registration)."""
-    good = np.flatnonzero((matches.hdr_index >= 0) & np.isfinite(matches.similarity))
+    usable = (matches.hdr_index >= 0) & np.isfinite(matches.similarity)
+    if allowed_sdr is not None:
+        usable &= np.isin(matches.sdr_index, np.fromiter(allowed_sdr, np.int64))
+    good = np.flatnonzero(usable)
     if good.size == 0:
         return []
     sims = matches.similarity[good]
@@ -1336,19 +1397,16 @@ def align_pair(
         sdr_frame_count=info_sdr.frame_count if thumbs_sdr.windows is not None else None,
     )
     if refine and alignment.temporal.confidence >= 0.25:
-        picks = _pick_refinement_frames(matches, refine_frames)
-        if picks:
-            from datakit.io.reader import VideoReader
+        from datakit.io.reader import VideoReader
 
+        def read_lumas(picks: list[tuple[int, int]]) -> list[tuple[np.ndarray, np.ndarray]]:
             with VideoReader(sdr_path, encoding="sdr", threads=threads) as reader:
-                sdr_frames = {p[0]: f.luma() for p, f in zip(picks, reader.read_at([p[0] for p in picks]), strict=True)}
+                sdr = [f.luma() for f in reader.read_at([s for s, _ in picks])]
             with VideoReader(hdr_path, encoding="pq", threads=threads) as reader:
-                hdr_frames = {p[1]: f.luma() for p, f in zip(picks, reader.read_at([p[1] for p in picks]), strict=True)}
-            spatial = refine_spatial(alignment.spatial, [(hdr_frames[h], sdr_frames[s]) for s, h in picks])
-            reasons = alignment.temporal.reasons + spatial.reasons
-            alignment = Alignment(
-                alignment.temporal, spatial, min(alignment.temporal.confidence, spatial.confidence), reasons
-            )
+                hdr = [f.luma() for f in reader.read_at([h for _, h in picks])]
+            return list(zip(hdr, sdr, strict=True))
+
+        alignment = refine_alignment(alignment, matches, read_lumas, count=refine_frames)
     elif not refine:
         alignment = Alignment(
             alignment.temporal,

@@ -23,10 +23,11 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 
-__all__ = ["Thumbnails", "decode_thumbnails", "merge_windows"]
+__all__ = ["ThumbnailCollector", "Thumbnails", "decode_thumbnails", "merge_windows", "profile_step"]
 
 BgrCallback = Callable[[int, float, np.ndarray], None]
 """``on_bgr(index, time, bgr_uint8)``: called for every decoded frame with its BGR thumbnail."""
@@ -105,6 +106,65 @@ def whole_factor_width(frame_width: int, target: int) -> int:
     return max(1, frame_width // factor)
 
 
+class _FrameSummarizer:
+    """The per-frame work of the analysis pass, touching each full-resolution plane once.
+
+    The Y' code plane is area-reduced by a whole factor to a base grid about 256 px wide (by halvings,
+    :func:`datakit.io.reader.area_reduce`; integer codes, rounding averaged out by the next reduction);
+    the luma thumbnail is an area reduction of that grid, the BGR thumbnail converts the base grid with the
+    chroma planes reduced to the same size (the stream's own matrix and range; chroma siting does not
+    matter at that scale). Profiles are exact full-resolution row/column sums of the Y' codes.
+    """
+
+    def __init__(self, reader: Any, luma_width: int, bgr_width: int | None) -> None:
+        info = reader.info
+        self.width, self.height = info.width, info.height
+        self.converter = reader._converter
+        target = max(bgr_width or 0, 4 * luma_width, 128)
+        self.base = _size_for(self.width, self.height, whole_factor_width(self.width, target))
+        self.luma_size = _size_for(self.width, self.height, min(luma_width, self.width))
+        self.bgr_size = None if bgr_width is None else _size_for(self.width, self.height, min(bgr_width, self.width))
+
+    def __call__(
+        self, frame: Any, *, profile: bool
+    ) -> tuple[np.ndarray, np.ndarray | None, tuple[np.ndarray, np.ndarray] | None]:
+        import cv2
+
+        from datakit.io.reader import area_reduce
+
+        y, u, v = frame.planes()
+        conv = self.converter
+        base_y = area_reduce(y, self.base).astype(np.float32)
+        luma = conv.luma(cv2.resize(base_y, self.luma_size, interpolation=cv2.INTER_AREA))
+        profiles = None
+        if profile:
+            depth = cv2.CV_32S if y.dtype == np.uint8 else cv2.CV_32F  # OpenCV's fast sums (exact below 2^24)
+            row_sums = cv2.reduce(y, 1, cv2.REDUCE_SUM, dtype=depth)[:, 0].astype(np.float64)
+            col_sums = cv2.reduce(y, 0, cv2.REDUCE_SUM, dtype=depth)[0].astype(np.float64)
+            profiles = (
+                conv.luma((row_sums / y.shape[1]).astype(np.float32)[None])[0],
+                conv.luma((col_sums / y.shape[0]).astype(np.float32)[None])[0],
+            )
+        bgr = None
+        if self.bgr_size is not None:
+            size = self.bgr_size
+            small_y = base_y if size == self.base else cv2.resize(base_y, size, interpolation=cv2.INTER_AREA)
+            if u is None or v is None:
+                gray = np.rint(conv.luma(small_y) * np.float32(255)).astype(np.uint8)
+                bgr = cv2.merge([gray, gray, gray])
+            else:
+                small_u = area_reduce(u, size).astype(np.float32)
+                small_v = area_reduce(v, size).astype(np.float32)
+                bgr = np.ascontiguousarray(conv(small_y, small_u, small_v, dtype="uint8")[..., ::-1])
+        return luma, bgr, profiles
+
+
+def _size_for(width: int, height: int, target_width: int) -> tuple[int, int]:
+    """(w, h) of an area reduction of a ``width`` x ``height`` frame to ``target_width`` columns."""
+    target_width = max(1, min(int(target_width), width))
+    return target_width, max(1, round(height * target_width / width))
+
+
 def decode_thumbnails(
     path: str | os.PathLike[str],
     *,
@@ -114,6 +174,7 @@ def decode_thumbnails(
     profiles_per_second: float = 2.0,
     on_bgr: BgrCallback | None = None,
     keep_bgr: bool = True,
+    on_frame: Callable[[Any], None] | None = None,
     threads: int | str = "auto",
 ) -> Thumbnails:
     """Decode ``path`` once and summarize every frame (whole stream, or only ``windows`` in seconds).
@@ -122,6 +183,7 @@ def decode_thumbnails(
     ``bgr_width``: keep BGR thumbnails this wide (``None``: keep none). ``on_bgr``: also compute BGR
     thumbnails (``bgr_width`` or 256 px) and hand each to this callback as it is decoded;
     ``keep_bgr=False`` then keeps none in memory (streaming scene detection on long titles).
+    ``on_frame``: also hand every decoded :class:`datakit.io.reader.Frame` to this callback (to keep some).
     ``profiles_per_second``: how many frames per second get full-resolution row/column profiles (for
     black-bar detection; more when that would give fewer than 64). The stream may be HDR10 or SDR
     (``VideoReader(encoding="auto")``); other streams raise from the reader. Raises
@@ -130,55 +192,99 @@ def decode_thumbnails(
     from datakit.errors import InputError
     from datakit.io.reader import VideoReader
 
-    indices: list[int] = []
-    times: list[float] = []
-    lumas: list[np.ndarray] = []
-    bgrs: list[np.ndarray] = []
-    rows: list[np.ndarray] = []
-    cols: list[np.ndarray] = []
-    profile_rows: list[int] = []
-    bgr_w = bgr_width if bgr_width is not None else (256 if on_bgr is not None else None)
     with VideoReader(path, encoding="auto", threads=threads) as reader:
-        info = reader.info
-        fps = info.fps
         spans = merge_windows(windows) if windows is not None else [(0.0, None)]
-        expected = info.frame_count if windows is None else sum((e - s) for s, e in spans) * float(fps)
-        step = max(1, round(float(fps) / max(profiles_per_second, 1e-6)))
-        step = max(1, min(step, int(expected) // 64))  # short inputs: still about 64 profiled frames
+        expected = reader.info.frame_count if windows is None else sum((e - s) for s, e in spans) * float(reader.fps)
+        collector = ThumbnailCollector(
+            reader, luma_width=luma_width, bgr_width=bgr_width, on_bgr=on_bgr, keep_bgr=keep_bgr,
+            profile_step=profile_step(reader.fps, expected, profiles_per_second),
+        )  # fmt: skip
         for start, end in spans:
             for frame in reader.frames(start, end):
-                if indices and frame.index <= indices[-1]:
-                    continue  # merged windows never revisit frames; guard against decoder repeats
-                position = len(indices)
-                indices.append(frame.index)
-                times.append(frame.time)
-                if frame.index % step == 0 or position == 0:
-                    full = frame.luma()
-                    rows.append(full.mean(axis=1, dtype=np.float64).astype(np.float32))
-                    cols.append(full.mean(axis=0, dtype=np.float64).astype(np.float32))
-                    profile_rows.append(position)
-                lumas.append(frame.luma(width=luma_width))
-                if bgr_w is not None:
-                    bgr = np.ascontiguousarray(frame.rgb("uint8", width=bgr_w)[..., ::-1])
-                    if on_bgr is not None:
-                        on_bgr(frame.index, frame.time, bgr)
-                    if bgr_width is not None and keep_bgr:
-                        bgrs.append(bgr)
-        kind = info.kind
-        size = (info.width, info.height)
-    if not indices:
+                if collector.add(frame) and on_frame is not None:
+                    on_frame(frame)
+    if not collector.count:
         where = "" if windows is None else f" in the windows {merge_windows(windows)}"
         raise InputError(f"{path}: no frame could be decoded{where}")
-    return Thumbnails(
-        indices=np.asarray(indices, np.int64),
-        times=np.asarray(times, np.float64),
-        luma=np.stack(lumas).astype(np.float32, copy=False),
-        bgr=np.stack(bgrs) if bgrs else None,
-        row_profile=np.stack(rows),
-        col_profile=np.stack(cols),
-        profile_rows=np.asarray(profile_rows, np.int64),
-        fps=fps,
-        frame_size=size,
-        kind=kind,
-        windows=None if windows is None else tuple(merge_windows(windows)),
-    )
+    return collector.snapshot(None if windows is None else tuple(merge_windows(windows)))
+
+
+def profile_step(fps: Fraction, expected_frames: float, profiles_per_second: float = 2.0) -> int:
+    """Every how many frames to measure full-resolution profiles: ``profiles_per_second``, but at least
+    about 64 profiled frames on short inputs."""
+    step = max(1, round(float(fps) / max(profiles_per_second, 1e-6)))
+    return max(1, min(step, int(expected_frames) // 64))
+
+
+class ThumbnailCollector:
+    """Accumulates the analysis-pass summaries of one stream, frame by frame (see :func:`decode_thumbnails`).
+
+    ``add(frame)`` summarizes a decoded :class:`datakit.io.reader.Frame` (frames must come in increasing
+    index order; repeats are ignored and ``add`` returns False); ``snapshot()`` returns what was collected so
+    far as :class:`Thumbnails` (usable mid-pass, e.g. for a provisional alignment).
+    """
+
+    def __init__(
+        self,
+        reader: Any,
+        *,
+        luma_width: int = 64,
+        bgr_width: int | None = None,
+        on_bgr: BgrCallback | None = None,
+        keep_bgr: bool = True,
+        profile_step: int = 12,
+    ) -> None:
+        self.info = reader.info
+        self.on_bgr = on_bgr
+        self.keep_bgr = keep_bgr and bgr_width is not None
+        self.profile_step = max(1, int(profile_step))
+        bgr_w = bgr_width if bgr_width is not None else (256 if on_bgr is not None else None)
+        self._summarize = _FrameSummarizer(reader, luma_width, bgr_w)
+        self.indices: list[int] = []
+        self.times: list[float] = []
+        self.lumas: list[np.ndarray] = []
+        self.bgrs: list[np.ndarray] = []
+        self.rows: list[np.ndarray] = []
+        self.cols: list[np.ndarray] = []
+        self.profile_rows: list[int] = []
+
+    @property
+    def count(self) -> int:
+        return len(self.indices)
+
+    def add(self, frame: Any) -> bool:
+        """Summarize one frame; False (and nothing kept) for a frame at or before the last one."""
+        if self.indices and frame.index <= self.indices[-1]:
+            return False  # merged windows never revisit frames; guard against decoder repeats
+        position = len(self.indices)
+        self.indices.append(frame.index)
+        self.times.append(frame.time)
+        luma, bgr, profiles = self._summarize(frame, profile=frame.index % self.profile_step == 0 or position == 0)
+        if profiles is not None:
+            self.rows.append(profiles[0])
+            self.cols.append(profiles[1])
+            self.profile_rows.append(position)
+        self.lumas.append(luma)
+        if bgr is not None:
+            if self.on_bgr is not None:
+                self.on_bgr(frame.index, frame.time, bgr)
+            if self.keep_bgr:
+                self.bgrs.append(bgr)
+        return True
+
+    def snapshot(self, windows: tuple[tuple[float, float], ...] | None = None) -> Thumbnails:
+        """The frames collected so far (at least one). ``windows``: the time windows they cover, for a
+        partial pass (``None``: the whole stream)."""
+        return Thumbnails(
+            indices=np.asarray(self.indices, np.int64),
+            times=np.asarray(self.times, np.float64),
+            luma=np.stack(self.lumas).astype(np.float32, copy=False),
+            bgr=np.stack(self.bgrs) if self.bgrs else None,
+            row_profile=np.stack(self.rows),
+            col_profile=np.stack(self.cols),
+            profile_rows=np.asarray(self.profile_rows, np.int64),
+            fps=self.info.fps,
+            frame_size=(self.info.width, self.info.height),
+            kind=self.info.kind,
+            windows=windows,
+        )

@@ -80,64 +80,75 @@ def _build_pair(
     pair: PairSource, recipe: dict[str, Any], digest: str, folder: OutputFolder, split: str
 ) -> dict[str, Any]:
     from datakit.io.probe import probe, require_hdr10, require_sdr
-    from datakit.pairs import analysis
+    from datakit.io.reader import VideoReader
     from datakit.pairs.align import align_pair
     from datakit.pairs.clips import plan_clips
-    from datakit.pairs.scenes import StreamingCuts
+    from datakit.pairs.dense import analyse_dense
+    from datakit.pairs.retain import FrameStore
 
     check_hashes(pair)
     info_hdr, info_sdr = probe(pair.hdr), probe(pair.sdr)
     require_hdr10(info_hdr)
     warnings = require_sdr(info_sdr) or []
-    clips_cfg, scenes_cfg, align_cfg = recipe["clips"], recipe["scenes"], recipe["align"]
+    clips_cfg, align_cfg = recipe["clips"], recipe["align"]
     sparse = clips_cfg["strategy"] in SPARSE_STRATEGIES
     rejected: Counter[str] = Counter()
-
-    if sparse:
-        alignment = align_pair(
-            pair.hdr, pair.sdr, max_offset_seconds=align_cfg["max_offset_seconds"], sparse=True, min_confidence=None
-        )
-        cuts = None
-        thumbs_sdr = None
-    else:
-        cut_stream = StreamingCuts(
-            info_sdr.fps, detector=scenes_cfg["detector"], threshold=scenes_cfg["threshold"],
-            min_scene_len=scenes_cfg["min_scene_len"],
+    with (
+        VideoReader(pair.hdr, encoding="pq") as hdr_reader,
+        VideoReader(pair.sdr, encoding="sdr") as sdr_reader,
+    ):
+        if sparse:
+            alignment = align_pair(
+                pair.hdr, pair.sdr, max_offset_seconds=align_cfg["max_offset_seconds"], sparse=True,
+                min_confidence=None,
+            )  # fmt: skip
+            cuts = None
+            thumbs_sdr = None
+            clips = plan_clips(clips_cfg["strategy"], clips_cfg, n_frames=info_sdr.frame_count, fps=info_sdr.fps)
+            sdr_store = FrameStore(sdr_reader, ring_bytes=0, keep_bytes=0)
+            hdr_store = FrameStore(hdr_reader, ring_bytes=0, keep_bytes=0)
+        else:
+            dense = analyse_dense(recipe, sdr_reader, hdr_reader, memory_bytes=frame_memory_bytes())
+            alignment, cuts, clips, thumbs_sdr = dense.alignment, dense.cuts, dense.clips, dense.thumbs_sdr
+            sdr_store, hdr_store = dense.sdr_store, dense.hdr_store
+        status: dict[str, Any] = {
+            "state": "done",
+            "split": split,
+            "alignment": alignment.to_dict(),
+            "hdr": info_hdr.to_dict(),
+            "sdr": info_sdr.to_dict(),
+            "warnings": list(warnings),
+        }
+        if alignment.confidence < align_cfg["min_confidence"]:
+            raise AlignmentError(
+                f"{pair.pair_id}: alignment confidence {alignment.confidence:.2f} is below the recipe's "
+                f"{align_cfg['min_confidence']} ({'; '.join(alignment.reasons) or 'not the same title?'})"
+            )
+        status["cuts"] = list(cuts) if cuts is not None else None
+        status["clips_planned"] = len(clips)
+        context = _PairContext(
+            pair, recipe, digest, folder, split, info_hdr, info_sdr, alignment, thumbs_sdr, rejected,
+            sdr_store, hdr_store,
         )  # fmt: skip
-        thumbs_sdr = analysis.decode_thumbnails(
-            pair.sdr, luma_width=align_cfg["thumb_width"], on_bgr=cut_stream,
-            bgr_width=analysis.whole_factor_width(info_sdr.width, scenes_cfg["thumb_width"]),
-            keep_bgr=False,
-        )  # fmt: skip
-        thumbs_hdr = analysis.decode_thumbnails(pair.hdr, luma_width=align_cfg["thumb_width"])
-        alignment = align_pair(
-            pair.hdr, pair.sdr, thumbs_hdr=thumbs_hdr, thumbs_sdr=thumbs_sdr,
-            max_offset_seconds=align_cfg["max_offset_seconds"], min_confidence=None,
-        )  # fmt: skip
-        cuts = cut_stream.cuts()
-    status: dict[str, Any] = {
-        "state": "done",
-        "split": split,
-        "alignment": alignment.to_dict(),
-        "hdr": info_hdr.to_dict(),
-        "sdr": info_sdr.to_dict(),
-        "warnings": list(warnings),
-    }
-    if alignment.confidence < align_cfg["min_confidence"]:
-        raise AlignmentError(
-            f"{pair.pair_id}: alignment confidence {alignment.confidence:.2f} is below the recipe's "
-            f"{align_cfg['min_confidence']} ({'; '.join(alignment.reasons) or 'not the same title?'})"
-        )
-    n_sdr = thumbs_sdr.count if thumbs_sdr is not None else info_sdr.frame_count
-    clips = plan_clips(clips_cfg["strategy"], clips_cfg, n_frames=n_sdr, fps=info_sdr.fps, cuts=cuts or ())
-    status["cuts"] = list(cuts) if cuts is not None else None
-    status["clips_planned"] = len(clips)
-    context = _PairContext(pair, recipe, digest, folder, split, info_hdr, info_sdr, alignment, thumbs_sdr, rejected)
-    records = _clip_samples(context, clips)
+        records = _clip_samples(context, clips)
+        status["frames_decoded_again"] = {"sdr": sdr_store.redecoded, "hdr": hdr_store.redecoded}
     status["rejected"] = dict(sorted(rejected.items()))
     status["clips_kept"] = len({tuple(r["sdr_frames"]) for r in records})
     folder.publish_source(pair.pair_id, records, status)
     return {**status, "source_id": pair.pair_id, "samples": len(records)}
+
+
+def frame_memory_bytes() -> int:
+    """Memory a dense build may hold decoded frames in, per pair: ``DATAKIT_FRAME_MEMORY_MB`` (default 3072).
+
+    Kept frames spare the clip stage a second decode; beyond the budget frames are decoded again (slower,
+    same result). With ``--workers N`` each worker holds its own budget.
+    """
+    value = os.environ.get("DATAKIT_FRAME_MEMORY_MB", "3072")
+    try:
+        return max(0, int(float(value))) << 20
+    except ValueError:
+        raise DatakitError(f"DATAKIT_FRAME_MEMORY_MB must be a number of megabytes, got {value!r}") from None
 
 
 @dataclass
@@ -154,6 +165,8 @@ class _PairContext:
     alignment: Any  # datakit.pairs.align.Alignment
     thumbs_sdr: Any  # datakit.pairs.analysis.Thumbnails, or None for sparse strategies
     rejected: Counter[str]
+    sdr_store: Any  # datakit.pairs.retain.FrameStore: frames kept by the analysis pass, or decoded again
+    hdr_store: Any
 
 
 def _clip_samples(ctx: _PairContext, clips: list[Any]) -> list[dict[str, Any]]:
@@ -163,7 +176,6 @@ def _clip_samples(ctx: _PairContext, clips: list[Any]) -> list[dict[str, Any]]:
     thumbnails of the analysis pass; sparse ones decode a short SDR window around each clip, check it for a
     cut locally (PySceneDetect on the window) and gate on that window.
     """
-    from datakit.io.reader import VideoReader
     from datakit.pairs import gates
     from datakit.pairs.scenes import has_cut
     from datakit.pairs.tiles import plan_tiles
@@ -186,13 +198,10 @@ def _clip_samples(ctx: _PairContext, clips: list[Any]) -> list[dict[str, Any]]:
     margin = clips_cfg["margin"] + 1
     signatures: list[np.ndarray] = []
     records: list[dict[str, Any]] = []
-    with (
-        VideoReader(pair.hdr, encoding="pq") as hdr_reader,
-        VideoReader(pair.sdr, encoding="sdr") as sdr_reader,
-        folder.writer(
-            pair.pair_id, max_bytes=recipe["store"]["max_shard_mb"] << 20, attrs={"recipe_hash": digest}
-        ) as writer,
-    ):
+    sdr_store, hdr_store = ctx.sdr_store, ctx.hdr_store
+    with folder.writer(
+        pair.pair_id, max_bytes=recipe["store"]["max_shard_mb"] << 20, attrs={"recipe_hash": digest}
+    ) as writer:
         for number, clip in enumerate(sorted(clips, key=lambda c: c.frames[0])):
             sdr_frames = list(clip.frames) + list(clip.refs)
             hdr_frames = [alignment.temporal.hdr_index_for(i) for i in sdr_frames]
@@ -201,17 +210,17 @@ def _clip_samples(ctx: _PairContext, clips: list[Any]) -> list[dict[str, Any]]:
                 continue
             if thumbs_sdr is not None:
                 luma = thumbs_sdr.luma[clip.frames]
-                sdr_decoded = sdr_reader.read_at(sdr_frames)
+                sdr_decoded = sdr_store.get(sdr_frames)
             else:
                 first, last = max(0, clip.frames[0] - margin), min(info_sdr.frame_count - 1, clip.frames[-1] + margin)
-                window = sdr_reader.read_at(list(range(first, last + 1)))
+                window = sdr_store.reader.read_at(list(range(first, last + 1)))
                 bgr = [np.ascontiguousarray(f.rgb("uint8", width=scenes_cfg["thumb_width"])[..., ::-1]) for f in window]
                 if has_cut(bgr, info_sdr.fps, detector=scenes_cfg["detector"], threshold=scenes_cfg["threshold"]):
                     rejected["crosses_cut"] += 1
                     continue
                 by_index = {f.index: f for f in window}
                 luma = np.stack([by_index[i].luma(width=recipe["align"]["thumb_width"]) for i in clip.frames])
-                sdr_decoded = [by_index.get(i) or sdr_reader.read_at([i])[0] for i in sdr_frames]
+                sdr_decoded = [by_index.get(i) or sdr_store.get([i])[0] for i in sdr_frames]
             reason = (gates_cfg["reject_black"] and gates.is_black(luma, max_mean=gates_cfg["black_max_mean"])) or (
                 gates_cfg["reject_static"] and gates.is_static(luma, min_motion=gates_cfg["static_min_motion"])
             )
@@ -224,8 +233,11 @@ def _clip_samples(ctx: _PairContext, clips: list[Any]) -> list[dict[str, Any]]:
                     rejected["near_duplicate"] += 1
                     continue
                 signatures.append(signature)
-            hdr_clip = np.stack([f.rgb("uint16") for f in hdr_reader.read_at(hdr_frames)])
-            stats = gates.hdr_stats(hdr_clip)
+            hdr_decoded = hdr_store.get(hdr_frames)
+            # whole frames only for the checks (first, centre and last frame); the tiles convert their regions
+            checks = sorted({0, len(clip.frames) // 2, len(clip.frames) - 1})
+            hdr_whole = {k: hdr_decoded[k].rgb("uint16") for k in checks}
+            stats = gates.hdr_stats(np.stack(list(hdr_whole.values())))
             if gates.is_not_hdr(
                 stats,
                 min_peak_nits=gates_cfg["min_peak_nits"],
@@ -233,8 +245,11 @@ def _clip_samples(ctx: _PairContext, clips: list[Any]) -> list[dict[str, Any]]:
             ):
                 rejected["not_hdr"] += 1
                 continue
-            sdr_clip = np.stack([spatial.sdr_to_hdr_grid(f.rgb("uint8"), hdr_w, hdr_h) for f in sdr_decoded])
-            score = min(alignment.confidence, spatial.clip_confidence(hdr_clip, sdr_clip, valid))
+            sdr_whole = {k: _sdr_on_hdr_grid(sdr_decoded[k], spatial, None, hdr_w, hdr_h) for k in checks}
+            score = min(
+                alignment.confidence,
+                spatial.clip_confidence(np.stack(list(hdr_whole.values())), np.stack(list(sdr_whole.values())), valid),
+            )
             if score < recipe["align"]["min_confidence"]:
                 rejected["low_clip_alignment"] += 1
                 continue
@@ -242,14 +257,35 @@ def _clip_samples(ctx: _PairContext, clips: list[Any]) -> list[dict[str, Any]]:
             if not boxes:
                 rejected["smaller_than_tile"] += 1
                 continue
+            boxes = [(valid[0] + x, valid[1] + y, w, h) for x, y, w, h in boxes]
+            tiles: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+            for region, members in _conversion_regions(boxes):
+                rx, ry, rw, rh = region
+                hdr_region = np.stack(
+                    [
+                        hdr_whole[k][ry : ry + rh, rx : rx + rw] if k in hdr_whole else f.rgb("uint16", box=region)
+                        for k, f in enumerate(hdr_decoded)
+                    ]
+                )
+                sdr_region = np.stack(
+                    [
+                        sdr_whole[k][ry : ry + rh, rx : rx + rw]
+                        if k in sdr_whole
+                        else _sdr_on_hdr_grid(f, spatial, region, hdr_w, hdr_h)
+                        for k, f in enumerate(sdr_decoded)
+                    ]
+                )
+                for k in members:
+                    x, y, w, h = boxes[k]
+                    cut = (slice(None), slice(y - ry, y - ry + h), slice(x - rx, x - rx + w))
+                    tiles[k] = (np.ascontiguousarray(sdr_region[cut]), np.ascontiguousarray(hdr_region[cut]))
             times = [f.time for f in sdr_decoded]
-            for k, (x, y, w, h) in enumerate(boxes):
-                x0, y0 = valid[0] + x, valid[1] + y
+            for k, (x0, y0, w, h) in enumerate(boxes):
                 sample = Sample(
                     sample_id=f"{pair.pair_id}-c{number:04d}-t{k:02d}",
                     source_id=pair.pair_id,
-                    sdr=np.ascontiguousarray(sdr_clip[:, y0 : y0 + h, x0 : x0 + w]),
-                    hdr=np.ascontiguousarray(hdr_clip[:, y0 : y0 + h, x0 : x0 + w]),
+                    sdr=tiles[k][0],
+                    hdr=tiles[k][1],
                     sdr_frames=sdr_frames,
                     hdr_frames=hdr_frames,
                     times=times,
@@ -267,3 +303,30 @@ def _clip_samples(ctx: _PairContext, clips: list[Any]) -> list[dict[str, Any]]:
                 record["recipe_hash"] = digest
                 records.append(record)
     return records
+
+
+def _sdr_on_hdr_grid(frame: Any, spatial: Any, box: Any, hdr_w: int, hdr_h: int) -> np.ndarray:
+    """SDR frame (BT.709 R'G'B' uint8) resampled onto the HDR grid: the whole grid (``box=None``) or one
+    ``(x, y, w, h)`` box of it, converting only the SDR pixels the box reads when the geometry allows."""
+    if spatial.is_identity() and (frame.width, frame.height) == (hdr_w, hdr_h):
+        return frame.rgb("uint8") if box is None else frame.rgb("uint8", box=tuple(box))
+    region = None if box is None else spatial.sdr_region_for(box)
+    if region is None:
+        whole = spatial.sdr_to_hdr_grid(frame.rgb("uint8"), hdr_w, hdr_h)
+        if box is None:
+            return whole
+        x, y, w, h = box
+        return np.ascontiguousarray(whole[y : y + h, x : x + w])
+    return spatial.sdr_region_to_hdr_box(frame.rgb("uint8", box=region), region[:2], box)
+
+
+def _conversion_regions(boxes: list[tuple[int, int, int, int]]) -> list[tuple[tuple[int, int, int, int], list[int]]]:
+    """Regions to convert for these tiles: their bounding box once when the tiles overlap enough that this
+    converts fewer pixels than tile by tile (grids), else each tile alone (a few random tiles)."""
+    x0 = min(b[0] for b in boxes)
+    y0 = min(b[1] for b in boxes)
+    x1 = max(b[0] + b[2] for b in boxes)
+    y1 = max(b[1] + b[3] for b in boxes)
+    if (x1 - x0) * (y1 - y0) <= sum(b[2] * b[3] for b in boxes):
+        return [((x0, y0, x1 - x0, y1 - y0), list(range(len(boxes))))]
+    return [(box, [k]) for k, box in enumerate(boxes)]

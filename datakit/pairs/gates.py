@@ -165,12 +165,16 @@ def hdr_stats(
 
     The peak uses every pixel; the other statistics use an evenly strided subset of at most ``max_pixels``.
     """
-    flat = _pq01(rgb_pq)
-    n = len(flat)
+    raw = np.asarray(rgb_pq)
+    if raw.ndim < 2 or raw.shape[-1] != 3:
+        raise InputError(f"hdr_stats needs rgb_pq shaped (..., 3), got {raw.shape}")
+    n = raw.size // 3
     if n == 0:
         raise InputError("hdr_stats: no pixels")
-    peak = float(st2084_eotf(np.float32(np.nanmax(flat))))
-    sub = flat[:: max(1, -(-n // max_pixels))]
+    # the peak over every pixel, in the input's own codes (no float copy of a whole clip)
+    top = np.nanmax(raw)
+    peak = float(st2084_eotf(np.float32(top / 65535.0 if raw.dtype == np.uint16 else top)))
+    sub = _pq01(raw.reshape(-1, 3)[:: max(1, -(-n // max_pixels))])
     nits = st2084_eotf(sub)
     max_rgb = nits.max(axis=1)
     luminance = nits @ luminance_weights("bt2020").astype(np.float32)

@@ -133,6 +133,10 @@ class StreamingCuts:
     def __call__(self, index: int, time: float, frame: np.ndarray) -> None:
         self.add(frame)
 
+    def found(self) -> list[int]:
+        """Cuts detected so far (sorted), before the end-of-stream processing of :meth:`cuts`."""
+        return sorted(c for c in self._found if 0 < c < self.count)
+
     def cuts(self) -> list[int]:
         """Sorted frame numbers where a new scene starts (0 excluded); ends the detection."""
         from scenedetect import FrameTimecode
