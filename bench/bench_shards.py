@@ -105,6 +105,8 @@ def main() -> None:
         "datakit shards (shard_compression)": shard_compression(),
         "blosc2-lz4+shuffle": dict(hdf5plugin.Blosc2(cname="lz4", clevel=5, filters=shuffle)),
         "blosc2-zstd3+shuffle": dict(hdf5plugin.Blosc2(cname="zstd", clevel=3, filters=shuffle)),
+        "blosc-lz4+shuffle": dict(hdf5plugin.Blosc(cname="lz4", clevel=5, shuffle=hdf5plugin.Blosc.SHUFFLE)),
+        "blosc-lz4+bitshuffle": dict(hdf5plugin.Blosc(cname="lz4", clevel=5, shuffle=hdf5plugin.Blosc.BITSHUFFLE)),
         "gzip-1": {"compression": "gzip", "compression_opts": 1},
         "lzf": {"compression": "lzf"},
     }
@@ -115,16 +117,19 @@ def main() -> None:
         read_png(png_dir, order[:10])  # warm the page cache
         png_rate = read_png(png_dir, order)
         print(f"{len(samples)} samples of ({T}, {S}, {S}, 3), raw {raw / 1e6:.0f} MB, random order, page cache")
-        print(f"{'format':32s} {'samples/s':>10s} {'x PNG':>7s} {'MB':>8s} {'x raw':>6s}")
+        print(f"{'format':32s} {'samples/s':>10s} {'x PNG':>7s} {'MB':>8s} {'x raw':>6s} {'write MB/s':>10s}")
         print(f"{'16-bit + 8-bit PNG files':32s} {png_rate:10.1f} {1.0:7.2f} {size_of(png_dir) / 1e6:8.1f} "
               f"{raw / size_of(png_dir):6.2f}")  # fmt: skip
         for name, compression in filters.items():
             path = Path(tmp) / f"{name.split()[0]}.h5"
+            start = time.perf_counter()
             write_h5(path, samples, compression)
+            write_rate = raw / 1e6 / (time.perf_counter() - start)
             read_h5(path, order[:10])
             rate = read_h5(path, order)
             print(
                 f"{name:32s} {rate:10.1f} {rate / png_rate:7.2f} {size_of(path) / 1e6:8.1f} {raw / size_of(path):6.2f}"
+                f" {write_rate:10.0f}"
             )
 
 

@@ -19,6 +19,7 @@ any supported stream is read and frames keep its own transfer and primaries.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import os
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
@@ -358,6 +359,28 @@ class VideoReader:
             if frame is None or (end is not None and frame.time >= end - tol):
                 return
             yield frame
+
+    def keyframes(self, start: float = 0.0, end: float | None = None) -> Iterator[Frame]:
+        """Only the keyframes with ``start <= time < end`` (the decoder skips every other picture: a keyframe
+        costs a few ordinary frames, a GOP of 24-250 frames costs one). The reader is reset afterwards."""
+        tol = self._tolerance()
+        self._open()
+        self._stream.codec_context.skip_frame = "NONKEY"  # before anything is decoded (frame threads run ahead)
+        if start > tol:
+            pts = self._start_pts + int(Fraction(start).limit_denominator(10**6) / self._time_base)
+            with contextlib.suppress(self._av_error):  # if the demuxer cannot seek, decode from the start
+                self._container.seek(pts, stream=self._stream, backward=True, any_frame=False)
+            self._decoded = self._container.decode(self._stream)
+        try:
+            while True:
+                frame = self._pending if self._pending is not None else self._decode_next(index_from_time=True)
+                self._pending = None
+                if frame is None or (end is not None and frame.time >= end - tol):
+                    return
+                if frame.time >= start - tol:
+                    yield frame
+        finally:
+            self._open()  # a fresh decoder: every picture again, from the start
 
     def _position(self) -> float:
         """Time of the next frame :meth:`read` would return (approximate)."""

@@ -81,10 +81,8 @@ def _build_pair(
 ) -> dict[str, Any]:
     from datakit.io.probe import probe, require_hdr10, require_sdr
     from datakit.io.reader import VideoReader
-    from datakit.pairs.align import align_pair
-    from datakit.pairs.clips import plan_clips
     from datakit.pairs.dense import analyse_dense
-    from datakit.pairs.retain import FrameStore
+    from datakit.pairs.sparse import analyse_sparse
 
     check_hashes(pair)
     info_hdr, info_sdr = probe(pair.hdr), probe(pair.sdr)
@@ -98,23 +96,19 @@ def _build_pair(
         VideoReader(pair.sdr, encoding="sdr") as sdr_reader,
     ):
         if sparse:
-            alignment = align_pair(
-                pair.hdr, pair.sdr, max_offset_seconds=align_cfg["max_offset_seconds"], sparse=True,
-                min_confidence=None,
-            )  # fmt: skip
-            cuts = None
-            thumbs_sdr = None
-            clips = plan_clips(clips_cfg["strategy"], clips_cfg, n_frames=info_sdr.frame_count, fps=info_sdr.fps)
-            sdr_store = FrameStore(sdr_reader, ring_bytes=0, keep_bytes=0)
-            hdr_store = FrameStore(hdr_reader, ring_bytes=0, keep_bytes=0)
+            analysed = analyse_sparse(recipe, sdr_reader, hdr_reader, memory_bytes=frame_memory_bytes())
+            alignment, clips = analysed.alignment, analysed.clips
+            sdr_store, hdr_store = analysed.sdr_store, analysed.hdr_store
+            cuts, thumbs_sdr, method = None, None, f"sparse ({analysed.method})"
         else:
             dense = analyse_dense(recipe, sdr_reader, hdr_reader, memory_bytes=frame_memory_bytes())
             alignment, cuts, clips, thumbs_sdr = dense.alignment, dense.cuts, dense.clips, dense.thumbs_sdr
             sdr_store, hdr_store = dense.sdr_store, dense.hdr_store
+            method = "dense (whole streams)"
         status: dict[str, Any] = {
             "state": "done",
             "split": split,
-            "alignment": alignment.to_dict(),
+            "alignment": {**alignment.to_dict(), "method": method},
             "hdr": info_hdr.to_dict(),
             "sdr": info_sdr.to_dict(),
             "warnings": list(warnings),
@@ -213,14 +207,14 @@ def _clip_samples(ctx: _PairContext, clips: list[Any]) -> list[dict[str, Any]]:
                 sdr_decoded = sdr_store.get(sdr_frames)
             else:
                 first, last = max(0, clip.frames[0] - margin), min(info_sdr.frame_count - 1, clip.frames[-1] + margin)
-                window = sdr_store.reader.read_at(list(range(first, last + 1)))
+                window = sdr_store.get(list(range(first, last + 1)))
                 bgr = [np.ascontiguousarray(f.rgb("uint8", width=scenes_cfg["thumb_width"])[..., ::-1]) for f in window]
                 if has_cut(bgr, info_sdr.fps, detector=scenes_cfg["detector"], threshold=scenes_cfg["threshold"]):
                     rejected["crosses_cut"] += 1
                     continue
                 by_index = {f.index: f for f in window}
                 luma = np.stack([by_index[i].luma(width=recipe["align"]["thumb_width"]) for i in clip.frames])
-                sdr_decoded = [by_index.get(i) or sdr_store.get([i])[0] for i in sdr_frames]
+                sdr_decoded = [by_index[i] if i in by_index else sdr_store.get([i])[0] for i in sdr_frames]
             reason = (gates_cfg["reject_black"] and gates.is_black(luma, max_mean=gates_cfg["black_max_mean"])) or (
                 gates_cfg["reject_static"] and gates.is_static(luma, min_motion=gates_cfg["static_min_motion"])
             )
