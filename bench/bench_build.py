@@ -53,6 +53,7 @@ def main() -> None:
     parser.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "datakit-bench-build"))
     parser.add_argument("--seconds", type=int, default=60, help="length of the demo title")
     parser.add_argument("--scene-seconds", type=int, default=4, help="length of each scene")
+    parser.add_argument("--recipes", nargs="+", default=["hdrtvmf1k", "kpnmfi", "hdrtv1k"])
     args = parser.parse_args()
     work = Path(args.work)
     scenes = max(1, args.seconds // args.scene_seconds)
@@ -65,7 +66,7 @@ def main() -> None:
     print(f"1080p demo pair: HDR {counts[0]} frames, SDR {counts[1]} frames, keyframe every 24 frames")
     print(f"PyAV decode of both streams alone: {baseline:.2f} s ({sum(counts) / baseline:.1f} frames/s)")
     print(f"{'recipe':12s} {'build s':>8s} {'x decode':>9s} {'samples':>8s}")
-    for name in ("hdrtvmf1k", "kpnmfi", "hdrtv1k"):
+    for name in args.recipes:
         recipe = shipped_recipe(name)
         if name != "hdrtvmf1k":  # the papers' tiles are larger than this short demo needs; 480 grid
             text = recipe.read_text().split("[tiles.train]")[0] + SPARSE_TILES
@@ -74,7 +75,9 @@ def main() -> None:
         out = work / f"out-{name}"
         shutil.rmtree(out, ignore_errors=True)
         seconds, summary = timed(build_dataset, recipe, pair.hdr.parent, out, report=False)
-        print(f"{name:12s} {seconds:8.2f} {seconds / baseline:9.2f} {summary['samples']:8d}")
+        timings = next(iter(summary["sources"].values())).get("timings", {})
+        phases = ", ".join(f"{k.removesuffix('_seconds')} {v:.1f} s" for k, v in timings.items())
+        print(f"{name:12s} {seconds:8.2f} {seconds / baseline:9.2f} {summary['samples']:8d}   ({phases})")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ thumbnail 110 kB per frame; for long titles pass ``on_bgr`` to consume BGR thumb
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -221,7 +222,8 @@ class ThumbnailCollector:
 
     ``add(frame)`` summarizes a decoded :class:`datakit.io.reader.Frame` (frames must come in increasing
     index order; repeats are ignored and ``add`` returns False); ``snapshot()`` returns what was collected so
-    far as :class:`Thumbnails` (usable mid-pass, e.g. for a provisional alignment).
+    far as :class:`Thumbnails` (usable mid-pass, e.g. for a provisional alignment, also from another thread
+    than the one adding frames).
     """
 
     def __init__(
@@ -247,6 +249,7 @@ class ThumbnailCollector:
         self.rows: list[np.ndarray] = []
         self.cols: list[np.ndarray] = []
         self.profile_rows: list[int] = []
+        self._lock = threading.Lock()
 
     @property
     def count(self) -> int:
@@ -257,14 +260,15 @@ class ThumbnailCollector:
         if self.indices and frame.index <= self.indices[-1]:
             return False  # merged windows never revisit frames; guard against decoder repeats
         position = len(self.indices)
-        self.indices.append(frame.index)
-        self.times.append(frame.time)
         luma, bgr, profiles = self._summarize(frame, profile=frame.index % self.profile_step == 0 or position == 0)
-        if profiles is not None:
-            self.rows.append(profiles[0])
-            self.cols.append(profiles[1])
-            self.profile_rows.append(position)
-        self.lumas.append(luma)
+        with self._lock:
+            self.indices.append(frame.index)
+            self.times.append(frame.time)
+            if profiles is not None:
+                self.rows.append(profiles[0])
+                self.cols.append(profiles[1])
+                self.profile_rows.append(position)
+            self.lumas.append(luma)
         if bgr is not None:
             if self.on_bgr is not None:
                 self.on_bgr(frame.index, frame.time, bgr)
@@ -275,14 +279,18 @@ class ThumbnailCollector:
     def snapshot(self, windows: tuple[tuple[float, float], ...] | None = None) -> Thumbnails:
         """The frames collected so far (at least one). ``windows``: the time windows they cover, for a
         partial pass (``None``: the whole stream)."""
+        with self._lock:  # shallow copies: another thread may be adding frames
+            indices, times, lumas = list(self.indices), list(self.times), list(self.lumas)
+            rows, cols, profile_rows = list(self.rows), list(self.cols), list(self.profile_rows)
+            bgrs = list(self.bgrs[: len(indices)])
         return Thumbnails(
-            indices=np.asarray(self.indices, np.int64),
-            times=np.asarray(self.times, np.float64),
-            luma=np.stack(self.lumas).astype(np.float32, copy=False),
-            bgr=np.stack(self.bgrs) if self.bgrs else None,
-            row_profile=np.stack(self.rows),
-            col_profile=np.stack(self.cols),
-            profile_rows=np.asarray(self.profile_rows, np.int64),
+            indices=np.asarray(indices, np.int64),
+            times=np.asarray(times, np.float64),
+            luma=np.stack(lumas).astype(np.float32, copy=False),
+            bgr=np.stack(bgrs) if bgrs else None,
+            row_profile=np.stack(rows),
+            col_profile=np.stack(cols),
+            profile_rows=np.asarray(profile_rows, np.int64),
             fps=self.info.fps,
             frame_size=(self.info.width, self.info.height),
             kind=self.info.kind,

@@ -9,8 +9,11 @@ picture onto the HDR grid -> tiles -> shards + manifest records. Dense strategie
 from __future__ import annotations
 
 import os
+import queue
+import threading
 import time
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,6 +98,7 @@ def _build_pair(
         VideoReader(pair.hdr, encoding="pq") as hdr_reader,
         VideoReader(pair.sdr, encoding="sdr") as sdr_reader,
     ):
+        started = time.perf_counter()
         if sparse:
             analysed = analyse_sparse(recipe, sdr_reader, hdr_reader, memory_bytes=frame_memory_bytes())
             alignment, clips = analysed.alignment, analysed.clips
@@ -124,7 +128,12 @@ def _build_pair(
             pair, recipe, digest, folder, split, info_hdr, info_sdr, alignment, thumbs_sdr, rejected,
             sdr_store, hdr_store,
         )  # fmt: skip
+        analysed_at = time.perf_counter()
         records = _clip_samples(context, clips)
+        status["timings"] = {
+            "analysis_seconds": round(analysed_at - started, 2),
+            "clips_seconds": round(time.perf_counter() - analysed_at, 2),
+        }
         status["frames_decoded_again"] = {"sdr": sdr_store.redecoded, "hdr": hdr_store.redecoded}
     status["rejected"] = dict(sorted(rejected.items()))
     status["clips_kept"] = len({tuple(r["sdr_frames"]) for r in records})
@@ -164,139 +173,225 @@ class _PairContext:
 
 
 def _clip_samples(ctx: _PairContext, clips: list[Any]) -> list[dict[str, Any]]:
-    """Gate each clip, decode its kept frames (seeking), map SDR onto the HDR grid, tile, and write samples.
+    """Gate each clip, fetch its frames, convert them into tiles and write the samples; returns the records.
 
-    Clips are visited in time order so both readers mostly decode forward. Dense strategies gate on the
-    thumbnails of the analysis pass; sparse ones decode a short SDR window around each clip, check it for a
-    cut locally (PySceneDetect on the window) and gate on that window.
+    Three stages run at once: this thread gates clips in time order and fetches their frames (kept by the
+    analysis pass, or decoded again by seeking: both readers mostly move forward), :data:`_RENDER_THREADS`
+    threads convert them (:func:`_render_clip`), and a writer thread appends the samples to the shards in clip
+    order, so the output does not depend on timing.
     """
+    pair, recipe, digest, folder, split = ctx.pair, ctx.recipe, ctx.digest, ctx.folder, ctx.split
+    hdr_w, hdr_h = ctx.info_hdr.width, ctx.info_hdr.height
+    render = _RenderContext(
+        pair_id=pair.pair_id, seed=recipe["store"]["seed"], gates=recipe["gates"],
+        tiles=recipe["tiles"]["test" if split == "test" else "train"],
+        min_confidence=recipe["align"]["min_confidence"], alignment=ctx.alignment, hdr_size=(hdr_w, hdr_h),
+        valid=ctx.alignment.spatial.valid_hdr_box(hdr_w, hdr_h),  # the HDR pixels the SDR picture covers
+    )  # fmt: skip
+    records: list[dict[str, Any]] = []
+    pending: queue.Queue[Future[tuple[str | None, list[Sample]]] | None] = queue.Queue(maxsize=_IN_FLIGHT)
+    written: Counter[str] = Counter()
+    failure: list[BaseException] = []
+    with (
+        folder.writer(
+            pair.pair_id, max_bytes=recipe["store"]["max_shard_mb"] << 20, attrs={"recipe_hash": digest}
+        ) as writer,
+        ThreadPoolExecutor(max_workers=_RENDER_THREADS, thread_name_prefix="datakit-clip") as pool,
+    ):
+
+        def write_in_order() -> None:
+            """The writer thread: clips in order, so that shards and manifest do not depend on timing."""
+            while (future := pending.get()) is not None:
+                try:
+                    if failure:
+                        continue
+                    reason, samples = future.result()
+                    if reason:
+                        written[reason] += 1
+                    for sample in samples:
+                        record = writer.add(sample, split)
+                        record["recipe_hash"] = digest
+                        records.append(record)
+                except BaseException as error:  # re-raised by the producer
+                    failure.append(error)
+
+        writer_thread = threading.Thread(target=write_in_order, name="datakit-writer", daemon=True)
+        writer_thread.start()
+        try:
+            _produce_clips(ctx, clips, render, pool, pending, failure)
+        finally:
+            pending.put(None)
+            writer_thread.join()
+        if failure:
+            raise failure[0]
+    ctx.rejected.update(written)
+    return records
+
+
+def _produce_clips(
+    ctx: _PairContext,
+    clips: list[Any],
+    render: _RenderContext,
+    pool: ThreadPoolExecutor,
+    pending: queue.Queue[Any],
+    failure: list[BaseException],
+) -> None:
+    """Gate each clip on what is cheap (thumbnails, local cut check), fetch its frames (kept, or decoded again
+    by seeking) and queue its conversion."""
     from datakit.pairs import gates
     from datakit.pairs.scenes import has_cut
-    from datakit.pairs.tiles import plan_tiles
 
-    pair, recipe, digest, folder, split, rejected = (
-        ctx.pair,
-        ctx.recipe,
-        ctx.digest,
-        ctx.folder,
-        ctx.split,
-        ctx.rejected,
-    )
-    alignment, info_hdr, info_sdr, thumbs_sdr = ctx.alignment, ctx.info_hdr, ctx.info_sdr, ctx.thumbs_sdr
+    recipe, rejected, alignment, info_sdr, thumbs_sdr = (
+        ctx.recipe, ctx.rejected, ctx.alignment, ctx.info_sdr, ctx.thumbs_sdr,
+    )  # fmt: skip
     gates_cfg, scenes_cfg, clips_cfg = recipe["gates"], recipe["scenes"], recipe["clips"]
-    tiles_cfg = recipe["tiles"]["test" if split == "test" else "train"]
-    spatial = alignment.spatial
-    hdr_w, hdr_h = info_hdr.width, info_hdr.height
-    valid = spatial.valid_hdr_box(hdr_w, hdr_h)  # [x, y, w, h] of the HDR frame that the SDR picture covers
-    rng = np.random.default_rng([recipe["store"]["seed"], *pair.pair_id.encode()])
     margin = clips_cfg["margin"] + 1
     signatures: list[np.ndarray] = []
-    records: list[dict[str, Any]] = []
     sdr_store, hdr_store = ctx.sdr_store, ctx.hdr_store
-    with folder.writer(
-        pair.pair_id, max_bytes=recipe["store"]["max_shard_mb"] << 20, attrs={"recipe_hash": digest}
-    ) as writer:
-        for number, clip in enumerate(sorted(clips, key=lambda c: c.frames[0])):
-            sdr_frames = list(clip.frames) + list(clip.refs)
-            hdr_frames = [alignment.temporal.hdr_index_for(i) for i in sdr_frames]
-            if any(h is None for h in hdr_frames):
-                rejected["unmatched_frame"] += 1
+    for number, clip in enumerate(sorted(clips, key=lambda c: c.frames[0])):
+        sdr_frames = list(clip.frames) + list(clip.refs)
+        hdr_frames = [alignment.temporal.hdr_index_for(i) for i in sdr_frames]
+        if any(h is None for h in hdr_frames):
+            rejected["unmatched_frame"] += 1
+            continue
+        if thumbs_sdr is not None:
+            luma = thumbs_sdr.luma[clip.frames]
+            sdr_decoded = sdr_store.get(sdr_frames)
+        else:
+            first, last = max(0, clip.frames[0] - margin), min(info_sdr.frame_count - 1, clip.frames[-1] + margin)
+            window = sdr_store.get(list(range(first, last + 1)))
+            bgr = [np.ascontiguousarray(f.rgb("uint8", width=scenes_cfg["thumb_width"])[..., ::-1]) for f in window]
+            if has_cut(bgr, info_sdr.fps, detector=scenes_cfg["detector"], threshold=scenes_cfg["threshold"]):
+                rejected["crosses_cut"] += 1
                 continue
-            if thumbs_sdr is not None:
-                luma = thumbs_sdr.luma[clip.frames]
-                sdr_decoded = sdr_store.get(sdr_frames)
-            else:
-                first, last = max(0, clip.frames[0] - margin), min(info_sdr.frame_count - 1, clip.frames[-1] + margin)
-                window = sdr_store.get(list(range(first, last + 1)))
-                bgr = [np.ascontiguousarray(f.rgb("uint8", width=scenes_cfg["thumb_width"])[..., ::-1]) for f in window]
-                if has_cut(bgr, info_sdr.fps, detector=scenes_cfg["detector"], threshold=scenes_cfg["threshold"]):
-                    rejected["crosses_cut"] += 1
-                    continue
-                by_index = {f.index: f for f in window}
-                luma = np.stack([by_index[i].luma(width=recipe["align"]["thumb_width"]) for i in clip.frames])
-                sdr_decoded = [by_index[i] if i in by_index else sdr_store.get([i])[0] for i in sdr_frames]
-            reason = (gates_cfg["reject_black"] and gates.is_black(luma, max_mean=gates_cfg["black_max_mean"])) or (
-                gates_cfg["reject_static"] and gates.is_static(luma, min_motion=gates_cfg["static_min_motion"])
-            )
-            if reason:
-                rejected[reason] += 1
+            by_index = {f.index: f for f in window}
+            luma = np.stack([by_index[i].luma(width=recipe["align"]["thumb_width"]) for i in clip.frames])
+            sdr_decoded = [by_index[i] if i in by_index else sdr_store.get([i])[0] for i in sdr_frames]
+        reason = (gates_cfg["reject_black"] and gates.is_black(luma, max_mean=gates_cfg["black_max_mean"])) or (
+            gates_cfg["reject_static"] and gates.is_static(luma, min_motion=gates_cfg["static_min_motion"])
+        )
+        if reason:
+            rejected[reason] += 1
+            continue
+        if gates_cfg["near_duplicate_threshold"] > 0:
+            signature = gates.clip_signature(luma)
+            if gates.near_duplicates([*signatures, signature], gates_cfg["near_duplicate_threshold"])[-1]:
+                rejected["near_duplicate"] += 1
                 continue
-            if gates_cfg["near_duplicate_threshold"] > 0:
-                signature = gates.clip_signature(luma)
-                if gates.near_duplicates([*signatures, signature], gates_cfg["near_duplicate_threshold"])[-1]:
-                    rejected["near_duplicate"] += 1
-                    continue
-                signatures.append(signature)
-            hdr_decoded = hdr_store.get(hdr_frames)
-            # whole frames only for the checks (first, centre and last frame); the tiles convert their regions
-            checks = sorted({0, len(clip.frames) // 2, len(clip.frames) - 1})
-            hdr_whole = {k: hdr_decoded[k].rgb("uint16") for k in checks}
-            stats = gates.hdr_stats(np.stack(list(hdr_whole.values())))
-            if gates.is_not_hdr(
-                stats,
-                min_peak_nits=gates_cfg["min_peak_nits"],
-                min_share_above_white=gates_cfg["min_share_above_white"],
-            ):
-                rejected["not_hdr"] += 1
-                continue
-            sdr_whole = {k: _sdr_on_hdr_grid(sdr_decoded[k], spatial, None, hdr_w, hdr_h) for k in checks}
-            score = min(
-                alignment.confidence,
-                spatial.clip_confidence(np.stack(list(hdr_whole.values())), np.stack(list(sdr_whole.values())), valid),
-            )
-            if score < recipe["align"]["min_confidence"]:
-                rejected["low_clip_alignment"] += 1
-                continue
-            boxes = plan_tiles(tiles_cfg["strategy"], tiles_cfg, height=valid[3], width=valid[2], rng=rng)
-            if not boxes:
-                rejected["smaller_than_tile"] += 1
-                continue
-            boxes = [(valid[0] + x, valid[1] + y, w, h) for x, y, w, h in boxes]
-            tiles: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-            for region, members in _conversion_regions(boxes):
-                rx, ry, rw, rh = region
-                hdr_region = np.stack(
-                    [
-                        hdr_whole[k][ry : ry + rh, rx : rx + rw] if k in hdr_whole else f.rgb("uint16", box=region)
-                        for k, f in enumerate(hdr_decoded)
-                    ]
-                )
-                sdr_region = np.stack(
-                    [
-                        sdr_whole[k][ry : ry + rh, rx : rx + rw]
-                        if k in sdr_whole
-                        else _sdr_on_hdr_grid(f, spatial, region, hdr_w, hdr_h)
-                        for k, f in enumerate(sdr_decoded)
-                    ]
-                )
-                for k in members:
-                    x, y, w, h = boxes[k]
-                    cut = (slice(None), slice(y - ry, y - ry + h), slice(x - rx, x - rx + w))
-                    tiles[k] = (np.ascontiguousarray(sdr_region[cut]), np.ascontiguousarray(hdr_region[cut]))
-            times = [f.time for f in sdr_decoded]
-            for k, (x0, y0, w, h) in enumerate(boxes):
-                sample = Sample(
-                    sample_id=f"{pair.pair_id}-c{number:04d}-t{k:02d}",
-                    source_id=pair.pair_id,
-                    sdr=tiles[k][0],
-                    hdr=tiles[k][1],
-                    sdr_frames=sdr_frames,
-                    hdr_frames=hdr_frames,
-                    times=times,
-                    crop=(x0, y0, w, h),
-                    scene=clip.scene,
-                    score=score,
-                    meta={
-                        "clip": number,
-                        "refs": len(clip.refs),
-                        "ref_offsets": list(clip.ref_offsets),
-                        "hdr_stats": stats,
-                    },
-                )
-                record = writer.add(sample, split)
-                record["recipe_hash"] = digest
-                records.append(record)
-    return records
+            signatures.append(signature)
+        hdr_decoded = hdr_store.get(hdr_frames)
+        if failure:
+            return
+        job = _ClipJob(number, clip, sdr_frames, hdr_frames, sdr_decoded, hdr_decoded)
+        pending.put(pool.submit(_render_clip, render, job))
+
+
+_RENDER_THREADS = 2  # clips converted at the same time (OpenCV and numpy release the GIL)
+_IN_FLIGHT = 4  # clips converted ahead of the writer (bounds memory)
+
+
+@dataclass(frozen=True)
+class _RenderContext:
+    """What converting a clip into samples needs, shared by the render threads (read only)."""
+
+    pair_id: str
+    seed: int
+    gates: dict[str, Any]
+    tiles: dict[str, Any]
+    min_confidence: float
+    alignment: Any
+    hdr_size: tuple[int, int]
+    valid: list[int]
+
+
+@dataclass
+class _ClipJob:
+    number: int
+    clip: Any
+    sdr_frames: list[int]
+    hdr_frames: list[int]
+    sdr_decoded: list[Any]
+    hdr_decoded: list[Any]
+
+
+def _render_clip(ctx: _RenderContext, job: _ClipJob) -> tuple[str | None, list[Sample]]:
+    """The HDR gate, the full-resolution alignment check and the tiles of one clip: ``(reason, [])`` when the
+    clip is rejected, else ``(None, samples)``. Runs in a render thread.
+
+    Whole frames are converted only for the checks, on the centre frame: luminance statistics and the
+    full-resolution alignment check (every frame's match was verified on thumbnails by the alignment); the tiles
+    convert only their regions (:meth:`datakit.io.reader.Frame.rgb` ``box``, same pixels). Tile positions come
+    from a generator seeded by (recipe seed, pair, clip number), so a clip's tiles do not depend on the others.
+    """
+    from datakit.pairs import gates
+    from datakit.pairs.tiles import plan_tiles
+
+    spatial, valid = ctx.alignment.spatial, ctx.valid
+    hdr_w, hdr_h = ctx.hdr_size
+    clip, hdr_decoded, sdr_decoded = job.clip, job.hdr_decoded, job.sdr_decoded
+    centre = len(clip.frames) // 2
+    hdr_whole = {centre: hdr_decoded[centre].rgb("uint16")}
+    stats = gates.hdr_stats(hdr_whole[centre], max_pixels=1 << 16)
+    if gates.is_not_hdr(
+        stats, min_peak_nits=ctx.gates["min_peak_nits"], min_share_above_white=ctx.gates["min_share_above_white"]
+    ):
+        return gates.NOT_HDR, []
+    sdr_whole = {centre: _sdr_on_hdr_grid(sdr_decoded[centre], spatial, None, hdr_w, hdr_h)}
+    check = spatial.clip_confidence(hdr_whole[centre][None], sdr_whole[centre][None], valid)
+    score = min(ctx.alignment.confidence, check)
+    if score < ctx.min_confidence:
+        return "low_clip_alignment", []
+    rng = np.random.default_rng([ctx.seed, *ctx.pair_id.encode(), job.number])
+    boxes = plan_tiles(ctx.tiles["strategy"], ctx.tiles, height=valid[3], width=valid[2], rng=rng)
+    if not boxes:
+        return "smaller_than_tile", []
+    boxes = [(valid[0] + x, valid[1] + y, w, h) for x, y, w, h in boxes]
+    tiles: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for region, members in _conversion_regions(boxes):
+        rx, ry, rw, rh = region
+        hdr_region = np.stack(
+            [
+                hdr_whole[k][ry : ry + rh, rx : rx + rw] if k in hdr_whole else f.rgb("uint16", box=region)
+                for k, f in enumerate(hdr_decoded)
+            ]
+        )
+        sdr_region = np.stack(
+            [
+                sdr_whole[k][ry : ry + rh, rx : rx + rw]
+                if k in sdr_whole
+                else _sdr_on_hdr_grid(f, spatial, region, hdr_w, hdr_h)
+                for k, f in enumerate(sdr_decoded)
+            ]
+        )
+        for k in members:
+            x, y, w, h = boxes[k]
+            cut = (slice(None), slice(y - ry, y - ry + h), slice(x - rx, x - rx + w))
+            tiles[k] = (np.ascontiguousarray(sdr_region[cut]), np.ascontiguousarray(hdr_region[cut]))
+    times = [f.time for f in sdr_decoded]
+    samples = [
+        Sample(
+            sample_id=f"{ctx.pair_id}-c{job.number:04d}-t{k:02d}",
+            source_id=ctx.pair_id,
+            sdr=tiles[k][0],
+            hdr=tiles[k][1],
+            sdr_frames=job.sdr_frames,
+            hdr_frames=job.hdr_frames,
+            times=times,
+            crop=(x0, y0, w, h),
+            scene=clip.scene,
+            score=score,
+            meta={
+                "clip": job.number,
+                "refs": len(clip.refs),
+                "ref_offsets": list(clip.ref_offsets),
+                "hdr_stats": stats,
+            },
+        )
+        for k, (x0, y0, w, h) in enumerate(boxes)
+    ]
+    for sample in samples:
+        sample.content_hash()  # here, in parallel, rather than in the writer thread
+    return None, samples
 
 
 def _sdr_on_hdr_grid(frame: Any, spatial: Any, box: Any, hdr_w: int, hdr_h: int) -> np.ndarray:

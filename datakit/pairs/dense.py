@@ -1,12 +1,16 @@
 """The analysis of a dense build: each stream decoded once, the frames the clips need kept on the way.
 
+The two passes run at the same time (the SDR one in a thread; PyAV, OpenCV and numpy release the GIL), so
+the two decoders share the cores as decoding both streams one after the other cannot.
+
 1. SDR pass: luma and BGR thumbnails (:class:`datakit.pairs.analysis.ThumbnailCollector`), streaming scene
    detection, and, each time a scene ends, the clips the recipe would take from it: their frames are kept
    (:class:`datakit.pairs.retain.FrameStore`). Clips of the scene-based strategies depend on their scene only,
    so this equals the plan made from all cuts at the end (which is the one used).
-2. HDR pass: luma thumbnails; once a few seconds are in, a provisional alignment of what has been decoded
-   against the SDR predicts which HDR frames the clips need, and those are kept as the pass reaches them
-   (recent frames wait in a ring meanwhile). The prediction is refreshed every :data:`REFRESH_SECONDS`.
+2. HDR pass: luma thumbnails; once a few seconds are in (and the SDR pass is far enough ahead), a provisional
+   alignment of what has been decoded against the SDR summarized so far predicts which HDR frames the clips
+   need, and those are kept as the pass reaches them (recent frames wait in a ring meanwhile). The
+   prediction is refreshed every :data:`REFRESH_SECONDS`.
 3. The final alignment uses both whole streams; the geometry is refined on kept frame pairs.
 
 Frames that were not kept (memory budget, or a wrong provisional guess) are decoded again when the clip
@@ -15,6 +19,9 @@ stage asks for them: the result never depends on the guesses, only the time does
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +29,7 @@ import numpy as np
 
 from datakit.errors import AlignmentError
 from datakit.pairs import analysis
-from datakit.pairs.align import Alignment, align_thumbnails, refine_alignment
+from datakit.pairs.align import Alignment, TemporalAlignment, align_thumbnails, refine_alignment
 from datakit.pairs.clips import Clip, frames_needed, plan_clips
 from datakit.pairs.retain import FrameStore
 from datakit.pairs.scenes import StreamingCuts
@@ -30,8 +37,8 @@ from datakit.pairs.scenes import StreamingCuts
 __all__ = ["DenseAnalysis", "analyse_dense"]
 
 FIRST_GUESS_SECONDS = 3.0  # HDR decoded before the first provisional alignment
-RETRY_SECONDS = 3.0  # ... and between attempts until one is confident
-REFRESH_SECONDS = 20.0  # ... and between refreshes once one is
+RETRY_SECONDS = 1.0  # ... and between attempts until one is confident
+REFRESH_SECONDS = 60.0  # ... and between refreshes once one is (dropped frames change the offset)
 
 
 @dataclass
@@ -73,68 +80,84 @@ def _provisional(
     return alignment if distinct and _similarity_confidence(temporal.similarity) >= 0.5 else None
 
 
+class _SdrPass(threading.Thread):
+    """The SDR pass, run beside the HDR pass (both decoders then keep both cores busy): thumbnails, streaming
+    cuts, and the frames of each scene's clips, kept as soon as the scene ends."""
+
+    def __init__(self, recipe: dict[str, Any], reader: Any, store: FrameStore) -> None:
+        super().__init__(name="datakit-sdr-pass", daemon=True)
+        align_cfg, scenes_cfg = recipe["align"], recipe["scenes"]
+        info = reader.info
+        self.reader, self.store = reader, store
+        self.strategy, self.clips_cfg = recipe["clips"]["strategy"], recipe["clips"]
+        self.cut_stream = StreamingCuts(
+            info.fps, detector=scenes_cfg["detector"], threshold=scenes_cfg["threshold"],
+            min_scene_len=scenes_cfg["min_scene_len"],
+        )  # fmt: skip
+        self.collector = analysis.ThumbnailCollector(
+            reader, luma_width=align_cfg["thumb_width"], on_bgr=self.cut_stream, keep_bgr=False,
+            bgr_width=analysis.whole_factor_width(info.width, scenes_cfg["thumb_width"]),
+            profile_step=analysis.profile_step(info.fps, info.frame_count),
+        )  # fmt: skip
+        self.progress = -1.0  # time of the last frame summarized (seconds); inf when done
+        self.needed: list[int] = []  # SDR frames of the clips of the scenes that have ended, so far
+        self.cuts: list[int] = []
+        self.clips: list[Clip] = []
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._run()
+        except BaseException as error:  # handed to the HDR side, which raises it
+            self.error = error
+        finally:
+            self.progress = math.inf
+
+    def _run(self) -> None:
+        fps = self.reader.info.fps
+        scene_start, known = 0, 0
+        for frame in self.reader.frames():
+            if not self.collector.add(frame):
+                continue
+            self.store.offer(frame)
+            found = self.cut_stream.found()
+            for cut in found[known:]:
+                frames = _scene_clips(self.strategy, self.clips_cfg, fps, scene_start, cut)
+                self.store.want(frames)
+                self.needed = self.needed + frames  # replaced, not mutated: the HDR side reads it
+                scene_start = cut
+            known = len(found)
+            self.progress = frame.time
+        if not self.collector.count:
+            raise AlignmentError(f"{self.reader.path}: no frame could be decoded")
+        self.cuts = self.cut_stream.cuts()
+        n_frames = self.collector.count
+        self.clips = plan_clips(self.strategy, self.clips_cfg, n_frames=n_frames, fps=fps, cuts=self.cuts)
+        self.store.want(frames_needed(self.clips))
+        self.store.end_pass()
+        self.needed = frames_needed(self.clips)
+
+
 def analyse_dense(recipe: dict[str, Any], sdr_reader: Any, hdr_reader: Any, *, memory_bytes: int) -> DenseAnalysis:
     """Run both passes (see the module doc). ``memory_bytes``: budget for kept and waiting frames (both
     streams). Raises :class:`AlignmentError` when the pair cannot be aligned at all."""
-    align_cfg, scenes_cfg, clips_cfg = recipe["align"], recipe["scenes"], recipe["clips"]
-    strategy = clips_cfg["strategy"]
-    info_sdr, info_hdr = sdr_reader.info, hdr_reader.info
-    quarter = memory_bytes // 4
-
-    # ---- SDR pass: thumbnails, cuts, and the frames of each scene's clips as soon as the scene ends
-    sdr_store = FrameStore(sdr_reader, ring_bytes=quarter, keep_bytes=quarter)
-    cut_stream = StreamingCuts(
-        info_sdr.fps, detector=scenes_cfg["detector"], threshold=scenes_cfg["threshold"],
-        min_scene_len=scenes_cfg["min_scene_len"],
-    )  # fmt: skip
-    collector_sdr = analysis.ThumbnailCollector(
-        sdr_reader, luma_width=align_cfg["thumb_width"], on_bgr=cut_stream, keep_bgr=False,
-        bgr_width=analysis.whole_factor_width(info_sdr.width, scenes_cfg["thumb_width"]),
-        profile_step=analysis.profile_step(info_sdr.fps, info_sdr.frame_count),
-    )  # fmt: skip
-    scene_start, known = 0, 0
-    for frame in sdr_reader.frames():
-        if not collector_sdr.add(frame):
-            continue
-        sdr_store.offer(frame)
-        found = cut_stream.found()
-        for cut in found[known:]:
-            sdr_store.want(_scene_clips(strategy, clips_cfg, info_sdr.fps, scene_start, cut))
-            scene_start = cut
-        known = len(found)
-    if not collector_sdr.count:
-        raise AlignmentError(f"{sdr_reader.path}: no frame could be decoded")
-    thumbs_sdr = collector_sdr.snapshot()
-    cuts = cut_stream.cuts()
-    clips = plan_clips(strategy, clips_cfg, n_frames=thumbs_sdr.count, fps=info_sdr.fps, cuts=cuts)
+    align_cfg = recipe["align"]
+    eighth = memory_bytes // 8  # rings: an eighth per stream; kept frames: SDR a quarter, HDR half
+    sdr_store = FrameStore(sdr_reader, ring_bytes=eighth, keep_bytes=2 * eighth)
+    hdr_store = FrameStore(hdr_reader, ring_bytes=eighth, keep_bytes=4 * eighth)
+    sdr_pass = _SdrPass(recipe, sdr_reader, sdr_store)
+    sdr_pass.start()
+    try:
+        thumbs_hdr = _hdr_pass(hdr_reader, hdr_store, sdr_pass, align_cfg)
+    finally:
+        sdr_pass.join()
+    if sdr_pass.error is not None:
+        raise sdr_pass.error
+    thumbs_sdr, cuts, clips = sdr_pass.collector.snapshot(), sdr_pass.cuts, sdr_pass.clips
     sdr_needed = frames_needed(clips)
-    sdr_store.want(sdr_needed)
-    sdr_store.end_pass()
 
-    # ---- HDR pass: thumbnails, and the frames a provisional alignment says the clips need
-    hdr_store = FrameStore(hdr_reader, ring_bytes=quarter, keep_bytes=quarter)
-    collector_hdr = analysis.ThumbnailCollector(
-        hdr_reader, luma_width=align_cfg["thumb_width"],
-        profile_step=analysis.profile_step(info_hdr.fps, info_hdr.frame_count),
-    )  # fmt: skip
-    max_offset = align_cfg["max_offset_seconds"]
-    next_guess = FIRST_GUESS_SECONDS
-    half_frame = 0.5 / float(info_hdr.fps)
-    for frame in hdr_reader.frames():
-        if not collector_hdr.add(frame):
-            continue
-        hdr_store.offer(frame)
-        if sdr_needed and frame.time >= next_guess:
-            guess = _provisional(collector_hdr, thumbs_sdr, frame.time + half_frame, max_offset)
-            if guess is not None:
-                hdr_store.want(h for h in guess.temporal.hdr_indices_for(sdr_needed) if h is not None)
-            next_guess = frame.time + (REFRESH_SECONDS if guess is not None else RETRY_SECONDS)
-    if not collector_hdr.count:
-        raise AlignmentError(f"{hdr_reader.path}: no frame could be decoded")
-    thumbs_hdr = collector_hdr.snapshot()
-
-    # ---- final alignment from both whole streams; geometry refined on kept frame pairs
-    alignment, matches = align_thumbnails(thumbs_hdr, thumbs_sdr, max_offset_seconds=max_offset)
+    # final alignment from both whole streams; geometry refined on kept frame pairs
+    alignment, matches = align_thumbnails(thumbs_hdr, thumbs_sdr, max_offset_seconds=align_cfg["max_offset_seconds"])
     hdr_store.want(h for h in alignment.temporal.hdr_indices_for(sdr_needed) if h is not None)
     hdr_store.end_pass()
     if alignment.temporal.confidence >= 0.25:
@@ -146,3 +169,39 @@ def analyse_dense(recipe: dict[str, Any], sdr_reader: Any, hdr_reader: Any, *, m
 
         alignment = refine_alignment(alignment, matches, kept_lumas, allowed_sdr=sdr_needed or None)
     return DenseAnalysis(thumbs_sdr, thumbs_hdr, cuts, clips, alignment, sdr_store, hdr_store)
+
+
+def _hdr_pass(hdr_reader: Any, hdr_store: FrameStore, sdr_pass: _SdrPass, align_cfg: dict[str, Any]) -> Any:
+    """HDR thumbnails, and the frames a provisional alignment says the clips need (see the module doc)."""
+    info_hdr = hdr_reader.info
+    collector = analysis.ThumbnailCollector(
+        hdr_reader, luma_width=align_cfg["thumb_width"],
+        profile_step=analysis.profile_step(info_hdr.fps, info_hdr.frame_count),
+    )  # fmt: skip
+    max_offset = align_cfg["max_offset_seconds"]
+    next_guess = FIRST_GUESS_SECONDS
+    half_frame = 0.5 / float(info_hdr.fps)
+    ahead: TemporalAlignment | None = None
+    asked = 0  # how many of sdr_pass.needed have been mapped to HDR frames and asked for
+    for frame in hdr_reader.frames():
+        if not collector.add(frame):
+            continue
+        hdr_store.offer(frame)
+        until = frame.time + half_frame
+        if frame.time >= next_guess and sdr_pass.progress >= until * 1.05 + max_offset + 1.0:
+            guess = _provisional(collector, sdr_pass.collector.snapshot(), until, max_offset)
+            if guess is not None:  # frames beyond the decoded part: the headline offset (segments near the end
+                # of the decoded part are unreliable: the SDR frames there have no HDR frames to match yet)
+                ahead = dataclasses.replace(
+                    guess.temporal, unmatched=(), segments=(), hdr_frame_count=info_hdr.frame_count,
+                    sdr_frame_count=None,
+                )  # fmt: skip
+                asked = 0
+            next_guess = frame.time + (REFRESH_SECONDS if guess is not None else RETRY_SECONDS)
+        needed = sdr_pass.needed
+        if ahead is not None and len(needed) > asked:
+            hdr_store.want(h for h in ahead.hdr_indices_for(needed[asked:]) if h is not None)
+            asked = len(needed)
+    if not collector.count:
+        raise AlignmentError(f"{hdr_reader.path}: no frame could be decoded")
+    return collector.snapshot()

@@ -29,8 +29,9 @@ class FrameStore:
     """Frames of one stream kept from a pass for later use (see the module doc).
 
     ``reader``: the :class:`datakit.io.reader.VideoReader` used to decode missing frames again.
-    ``ring_bytes``: memory for recent frames nobody asked for yet. ``keep_bytes``: memory for kept frames;
-    beyond it, frames asked for are left to be decoded again.
+    ``ring_bytes``: memory for recent frames nobody asked for yet (until the first :meth:`want`, the ring may
+    also use half of ``keep_bytes``). ``keep_bytes``: memory for kept frames; beyond it, frames asked for are
+    left to be decoded again.
     """
 
     def __init__(self, reader: Any, *, ring_bytes: int, keep_bytes: int) -> None:
@@ -43,6 +44,7 @@ class FrameStore:
         self._frame_bytes = 0
         self.redecoded = 0
         self.kept_total = 0
+        self._asked = False  # until something is asked for, the ring may also use half the keep budget
 
     @property
     def kept_bytes(self) -> int:
@@ -62,11 +64,13 @@ class FrameStore:
             self._keep(frame.index, frame)
             return
         self._ring[frame.index] = frame
-        while self._ring and len(self._ring) * self._frame_bytes > self.ring_bytes:
+        limit = self.ring_bytes if self._asked else self.ring_bytes + self.keep_bytes // 2
+        while self._ring and len(self._ring) * self._frame_bytes > limit:
             self._ring.popitem(last=False)
 
     def want(self, indices: Iterable[int]) -> None:
         """Ask for frames: taken from the ring if still there, else kept when the pass reaches them."""
+        self._asked = True
         for index in indices:
             index = int(index)
             if index in self._kept:

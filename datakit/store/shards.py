@@ -58,6 +58,7 @@ class Sample:
     scene: int = 0
     score: float = 1.0
     meta: dict[str, Any] = field(default_factory=dict)
+    _hash: str | None = field(default=None, repr=False, compare=False)
 
     def validate(self) -> None:
         if self.sdr.dtype != np.uint8 or self.hdr.dtype != np.uint16:
@@ -72,8 +73,11 @@ class Sample:
                 raise StoreError(f"sample {self.sample_id}: {name} must have {t} entries")
 
     def content_hash(self) -> str:
-        """sha256 of the SDR then HDR array bytes (C order): identifies the pixels, not the file."""
-        return content_hash(self.sdr, self.hdr)
+        """sha256 of the SDR then HDR array bytes (C order): identifies the pixels, not the file. Computed once
+        (a producer thread may compute it before handing the sample to the writer)."""
+        if self._hash is None:
+            self._hash = content_hash(self.sdr, self.hdr)
+        return self._hash
 
 
 def content_hash(sdr: np.ndarray, hdr: np.ndarray) -> str:
@@ -118,6 +122,8 @@ class _OpenShard:
         for name, dtype in (("sdr_frames", np.int64), ("hdr_frames", np.int64), ("times", np.float64)):
             self.file.create_dataset(name, shape=(0, t), maxshape=(None, t), dtype=dtype, chunks=(256, t))
         self.file.create_dataset("crop", shape=(0, 4), maxshape=(None, 4), dtype=np.int32, chunks=(256, 4))
+        self.pixels = {name: self.file[name] for name in ("sdr", "hdr")}
+        self.rows: list[tuple[Any, ...]] = []
         self.file.attrs["schema_version"] = SCHEMA_VERSION
         self.file.attrs["frames"] = t
         self.file.attrs["height"] = h
@@ -128,27 +134,42 @@ class _OpenShard:
             self.file.attrs[key] = value
 
     def append(self, sample: Sample) -> int:
+        """Write the pixels now (one chunk each); the small per-sample datasets are written at :meth:`close`."""
         index = self.count
         n = index + 1
-        for name in self.file:
-            self.file[name].resize(n, axis=0)
-        f = self.file
-        f["sdr"][index] = sample.sdr
-        f["hdr"][index] = sample.hdr
-        f["sample_id"][index] = sample.sample_id
-        f["source_id"][index] = sample.source_id
-        f["meta"][index] = json.dumps(sample.meta, sort_keys=True)
-        f["scene"][index] = sample.scene
-        f["score"][index] = sample.score
-        f["sdr_frames"][index] = np.asarray(sample.sdr_frames, dtype=np.int64)
-        f["hdr_frames"][index] = np.asarray(sample.hdr_frames, dtype=np.int64)
-        f["times"][index] = np.asarray(sample.times, dtype=np.float64)
-        f["crop"][index] = np.asarray(sample.crop, dtype=np.int32)
+        for name in ("sdr", "hdr"):
+            self.pixels[name].resize(n, axis=0)
+        self.pixels["sdr"][index] = sample.sdr
+        self.pixels["hdr"][index] = sample.hdr
+        self.rows.append(
+            (
+                sample.sample_id,
+                sample.source_id,
+                json.dumps(sample.meta, sort_keys=True),
+                sample.scene,
+                sample.score,
+                np.asarray(sample.sdr_frames, dtype=np.int64),
+                np.asarray(sample.hdr_frames, dtype=np.int64),
+                np.asarray(sample.times, dtype=np.float64),
+                np.asarray(sample.crop, dtype=np.int32),
+            )
+        )
         self.count = n
         self.bytes += sample.sdr.nbytes + sample.hdr.nbytes
         return index
 
+    def _write_rows(self) -> None:
+        if not self.rows:
+            return
+        columns = list(zip(*self.rows, strict=True))
+        names = ("sample_id", "source_id", "meta", "scene", "score", "sdr_frames", "hdr_frames", "times", "crop")
+        for name, values in zip(names, columns, strict=True):
+            dataset = self.file[name]
+            dataset.resize(len(values), axis=0)
+            dataset[:] = np.stack(values) if isinstance(values[0], np.ndarray) else list(values)
+
     def close(self) -> None:
+        self._write_rows()
         self.file.attrs["count"] = self.count
         self.file.close()
         os.replace(self.tmp, self.final)
