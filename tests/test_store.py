@@ -123,3 +123,31 @@ def test_sample_validation():
         bad.validate()
     with pytest.raises(StoreError):
         OutputFolder("x").writer("../escape")
+
+
+def test_directly_written_chunks_read_back_through_the_standard_filter(tmp_path):
+    """Chunks compressed by compress_chunk decode with hdf5plugin's Blosc2 filter, as filter-written ones do."""
+    import h5py
+
+    from datakit.store.shards import compress_chunk, shard_compression
+
+    rng = np.random.default_rng(3)
+    arrays = [
+        rng.integers(0, 65535, (3, 40, 56, 3), dtype=np.uint16),
+        np.repeat(np.arange(40, dtype=np.uint16)[None, :, None, None] * 1000, 3, axis=0).repeat(56, 2).repeat(3, 3),
+        rng.integers(0, 255, (3, 40, 56, 3), dtype=np.uint8).astype(np.uint16),
+    ]
+    path = tmp_path / "direct.h5"
+    with h5py.File(path, "w") as f:
+        direct = f.create_dataset("direct", shape=(3, 3, 40, 56, 3), dtype=np.uint16, chunks=(1, 3, 40, 56, 3),
+                                  **shard_compression())  # fmt: skip
+        filtered = f.create_dataset("filtered", shape=(3, 3, 40, 56, 3), dtype=np.uint16, chunks=(1, 3, 40, 56, 3),
+                                    **shard_compression())  # fmt: skip
+        for i, array in enumerate(arrays):
+            direct.id.write_direct_chunk((i, 0, 0, 0, 0), compress_chunk(array))
+            filtered[i] = array
+    with h5py.File(path, "r") as f:
+        for i, array in enumerate(arrays):
+            assert np.array_equal(f["direct"][i], array) and np.array_equal(f["filtered"][i], array)
+        smooth = len(f["direct"].id.read_direct_chunk((1, 0, 0, 0, 0))[1])
+    assert smooth < arrays[1].nbytes / 10  # it is compressed

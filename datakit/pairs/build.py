@@ -8,6 +8,7 @@ picture onto the HDR grid -> tiles -> shards + manifest records. Dense strategie
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import queue
 import threading
@@ -133,6 +134,7 @@ def _build_pair(
         status["timings"] = {
             "analysis_seconds": round(analysed_at - started, 2),
             "clips_seconds": round(time.perf_counter() - analysed_at, 2),
+            **context.timings,
         }
         status["frames_decoded_again"] = {"sdr": sdr_store.redecoded, "hdr": hdr_store.redecoded}
     status["rejected"] = dict(sorted(rejected.items()))
@@ -170,6 +172,7 @@ class _PairContext:
     rejected: Counter[str]
     sdr_store: Any  # datakit.pairs.retain.FrameStore: frames kept by the analysis pass, or decoded again
     hdr_store: Any
+    timings: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 def _clip_samples(ctx: _PairContext, clips: list[Any]) -> list[dict[str, Any]]:
@@ -192,6 +195,7 @@ def _clip_samples(ctx: _PairContext, clips: list[Any]) -> list[dict[str, Any]]:
     pending: queue.Queue[Future[tuple[str | None, list[Sample]]] | None] = queue.Queue(maxsize=_IN_FLIGHT)
     written: Counter[str] = Counter()
     failure: list[BaseException] = []
+    write_seconds = [0.0]
     with (
         folder.writer(
             pair.pair_id, max_bytes=recipe["store"]["max_shard_mb"] << 20, attrs={"recipe_hash": digest}
@@ -208,10 +212,12 @@ def _clip_samples(ctx: _PairContext, clips: list[Any]) -> list[dict[str, Any]]:
                     reason, samples = future.result()
                     if reason:
                         written[reason] += 1
+                    busy = time.perf_counter()
                     for sample in samples:
                         record = writer.add(sample, split)
                         record["recipe_hash"] = digest
                         records.append(record)
+                    write_seconds[0] += time.perf_counter() - busy
                 except BaseException as error:  # re-raised by the producer
                     failure.append(error)
 
@@ -225,6 +231,7 @@ def _clip_samples(ctx: _PairContext, clips: list[Any]) -> list[dict[str, Any]]:
         if failure:
             raise failure[0]
     ctx.rejected.update(written)
+    ctx.timings["writer_busy_seconds"] = round(write_seconds[0], 2)
     return records
 
 

@@ -10,8 +10,9 @@ A shard file holds samples of one shape ``(T, H, W)``:
   the SDR timeline, ``crop`` (N, 4) int32 ``[x, y, w, h]`` in HDR-frame pixels, ``score`` float32 (alignment or
   quality score in [0, 1]) and ``meta`` (JSON string per sample).
 
-One HDF5 chunk per sample per array, compressed with Blosc2-LZ4 + byte shuffle from hdf5plugin (fast random
-reads: see ``bench/bench_shards.py``). Files are written under a temporary name and renamed when closed, so a
+One HDF5 chunk per sample per array, compressed with Blosc2-LZ4 + byte shuffle (the hdf5plugin filter decodes
+it; chunks are compressed by :func:`compress_chunk` and written directly; fast random reads: see
+``bench/bench_shards.py``). Files are written under a temporary name and renamed when closed, so a
 file named ``*.h5`` in ``shards/`` is always complete.
 """
 
@@ -94,6 +95,25 @@ def shard_compression() -> dict[str, Any]:
     return dict(hdf5plugin.Blosc2(cname="lz4", clevel=5, filters=hdf5plugin.Blosc2.SHUFFLE))
 
 
+def compress_chunk(array: np.ndarray) -> bytes:
+    """One sample's array compressed as the shard filter stores a chunk, for ``write_direct_chunk``.
+
+    The HDF5 Blosc2 filter (id 32026, hdf5plugin) keeps each chunk as a Blosc2 N-dimensional frame (b2nd
+    cframe) and decodes any valid one, whatever its block shape. Compressing here with the ``blosc2`` package
+    (LZ4 level 5, byte shuffle, the parameters of :func:`shard_compression`) and writing the bytes directly is
+    about 2.5x faster than the filter path through h5py (``bench/bench_shards.py``: 175 vs 460 MB/s on 480 px
+    tiles); readers see the same dataset.
+    """
+    import blosc2
+
+    data = np.ascontiguousarray(array)[None]
+    params = blosc2.CParams(
+        codec=blosc2.Codec.LZ4, clevel=5, typesize=data.itemsize, nthreads=2,
+        filters=[blosc2.Filter.SHUFFLE], filters_meta=[0],
+    )  # fmt: skip
+    return bytes(blosc2.asarray(data, chunks=data.shape, cparams=params).to_cframe())
+
+
 class _OpenShard:
     """One shard file being written (under its temporary name)."""
 
@@ -137,10 +157,10 @@ class _OpenShard:
         """Write the pixels now (one chunk each); the small per-sample datasets are written at :meth:`close`."""
         index = self.count
         n = index + 1
-        for name in ("sdr", "hdr"):
-            self.pixels[name].resize(n, axis=0)
-        self.pixels["sdr"][index] = sample.sdr
-        self.pixels["hdr"][index] = sample.hdr
+        for name, array in (("sdr", sample.sdr), ("hdr", sample.hdr)):
+            dataset = self.pixels[name]
+            dataset.resize(n, axis=0)
+            dataset.id.write_direct_chunk((index,) + (0,) * array.ndim, compress_chunk(array))
         self.rows.append(
             (
                 sample.sample_id,
