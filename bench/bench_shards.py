@@ -24,7 +24,7 @@ import numpy as np
 from datakit.color.transfer import st2084_inverse_eotf
 from datakit.io.images import read_hdr_image
 from datakit.report.images import hdr_view
-from datakit.store.shards import shard_compression
+from datakit.store.shards import compress_chunk, shard_compression
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = [ROOT.parent / "shared" / "data" / "hdri", ROOT / "tests" / "data" / "hdri"]
@@ -52,13 +52,19 @@ def make_samples(n: int, rng: np.random.Generator) -> list[tuple[np.ndarray, np.
     return samples
 
 
-def write_h5(path: Path, samples, compression: dict) -> None:
+def write_h5(path: Path, samples, compression: dict | None) -> None:
+    """``compression=None``: the shard writer's way, chunks compressed by ``compress_chunk`` and written directly."""
     with h5py.File(path, "w") as f:
         shape = (len(samples), T, S, S, 3)
-        sdr = f.create_dataset("sdr", shape, np.uint8, chunks=(1, T, S, S, 3), **compression)
-        hdr = f.create_dataset("hdr", shape, np.uint16, chunks=(1, T, S, S, 3), **compression)
+        kwargs = shard_compression() if compression is None else compression
+        sdr = f.create_dataset("sdr", shape, np.uint8, chunks=(1, T, S, S, 3), **kwargs)
+        hdr = f.create_dataset("hdr", shape, np.uint16, chunks=(1, T, S, S, 3), **kwargs)
         for i, (s, h) in enumerate(samples):
-            sdr[i], hdr[i] = s, h
+            if compression is None:
+                sdr.id.write_direct_chunk((i, 0, 0, 0, 0), compress_chunk(s))
+                hdr.id.write_direct_chunk((i, 0, 0, 0, 0), compress_chunk(h))
+            else:
+                sdr[i], hdr[i] = s, h
 
 
 def read_h5(path: Path, order: np.ndarray) -> float:
@@ -102,7 +108,7 @@ def main() -> None:
     shuffle = hdf5plugin.Blosc2.SHUFFLE
     filters = {
         "none": {},
-        "datakit shards (shard_compression)": shard_compression(),
+        "datakit shards (compress_chunk)": None,
         "blosc2-lz4+shuffle": dict(hdf5plugin.Blosc2(cname="lz4", clevel=5, filters=shuffle)),
         "blosc2-zstd3+shuffle": dict(hdf5plugin.Blosc2(cname="zstd", clevel=3, filters=shuffle)),
         "blosc-lz4+shuffle": dict(hdf5plugin.Blosc(cname="lz4", clevel=5, shuffle=hdf5plugin.Blosc.SHUFFLE)),
