@@ -125,6 +125,7 @@ remainder = 16
 
 
 def _sparse_build(pair, tmp_path: Path) -> tuple[dict, list[dict]]:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     recipe = tmp_path / "sparse.toml"
     recipe.write_text(SPARSE)
     pairs = tmp_path / "pairs.toml"
@@ -157,3 +158,27 @@ def test_sparse_build_at_a_frame_rate_mismatch_uses_dense_windows(tmp_path):
     for record in records:
         for s, h in zip(record["sdr_frames"], record["hdr_frames"], strict=True):
             assert abs(h - times[s] * 24) <= 0.75, (s, h, times[s] * 24)
+
+
+def test_keyframe_times_are_presentation_times(keyint_pair):
+    with VideoReader(keyint_pair.hdr) as reader:
+        times = reader.keyframe_times()
+        decoded = [f.time for f in reader.keyframes()]
+    assert np.allclose(times, decoded) and np.allclose(np.diff(times), 8 / 24)
+
+
+def test_sparse_clips_snap_to_hdr_keyframes_when_asked(keyint_pair, tmp_path):
+    _, plain = _sparse_build(keyint_pair, tmp_path / "plain")
+    recipe_text = SPARSE.replace("margin = 2\n", "margin = 2\nsnap_to_keyframes = true\n")
+    (tmp_path / "snap").mkdir()
+    recipe = tmp_path / "snap" / "sparse.toml"
+    recipe.write_text(recipe_text)
+    pairs = tmp_path / "snap" / "pairs.toml"
+    pairs.write_text(f'[[pair]]\nid = "p"\nsplit = "train"\nhdr = "{keyint_pair.hdr}"\nsdr = "{keyint_pair.sdr}"\n')
+    build_dataset(recipe, pairs, tmp_path / "snap" / "out", report=False)
+    snapped = read_manifest(tmp_path / "snap" / "out")
+    firsts = {r["hdr_frames"][0] for r in snapped}
+    assert firsts and all(h % 8 == 0 for h in firsts)  # every clip starts on a keyframe (one every 8 frames)
+    assert all(r["hdr_frames"] == [f + 7 for f in r["sdr_frames"]] for r in snapped)
+    plain_firsts = {r["hdr_frames"][0] for r in plain}
+    assert abs(len(firsts) - len(plain_firsts)) <= 1 and any(h % 8 for h in plain_firsts)

@@ -388,6 +388,18 @@ class VideoReader:
             return self._pending.time
         return float(self._next_index / self.info.fps)
 
+    def keyframe_times(self) -> list[float]:
+        """Presentation times (seconds from the stream start) of every keyframe, sorted, read from the packets
+        (demuxing only, nothing is decoded). The container index is not used: it holds decode times, which
+        differ from presentation times by the reordering delay (and not by a constant with open GOPs)."""
+        times: list[float] = []
+        with open_input(self.path) as container:
+            stream = container.streams.video[0]
+            for packet in container.demux(stream):
+                if packet.is_keyframe and packet.pts is not None:
+                    times.append(float((packet.pts - self._start_pts) * self._time_base))
+        return sorted(times)
+
     def _keyframes(self) -> list[float]:
         """Keyframe times from the container index (MP4/MKV); empty when there is none."""
         if self._keyframe_times is None:

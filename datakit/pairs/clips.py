@@ -291,6 +291,7 @@ _DEFAULTS: dict[str, Any] = {
     "stride": None,
     "min_scene_len": None,
     "offset_seconds": None,
+    "snap_to_keyframes": False,  # applied by the sparse builder, which knows the keyframes and the alignment
 }
 _KNOWN = {"strategy", *_DEFAULTS}
 

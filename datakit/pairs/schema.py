@@ -35,6 +35,13 @@ PAIRED_SCHEMA: Schema = {
         "every_seconds": Key(NUMBER, 2.0, at_least(0.01), "interval and single strategies"),
         "refs": Key(int, 0, in_range(0, 32), "global_local: reference frames across the scene"),
         "ref_stride": Key(int, 8, at_least(1), "global_local: frames between references"),
+        "snap_to_keyframes": Key(
+            bool,
+            False,
+            None,
+            "interval/single: move each clip (at most half an interval, 1 s) to start on an "
+            "HDR keyframe, so that seeking to it decodes nothing before it",
+        ),
     },
     "gates": {
         "reject_black": Key(bool, True),
@@ -49,6 +56,6 @@ PAIRED_SCHEMA: Schema = {
     "tiles.test": {**TILE_KEYS, "strategy": Key(str, "full", one_of("random", "grid", "full"))},
     "store": {
         "max_shard_mb": Key(int, 1024, at_least(1)),
-        "seed": Key(int, 0, at_least(0), "random tiles are drawn from (seed, pair id)"),
+        "seed": Key(int, 0, at_least(0), "random tiles are drawn from (seed, pair id, clip number)"),
     },
 }

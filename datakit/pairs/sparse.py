@@ -216,6 +216,47 @@ def match_keyframes(
     return alignment, frame_matches
 
 
+def snap_to_keyframes(
+    clips: list[Clip], keyframe_times: list[float], temporal: TemporalAlignment, sdr_frames: int, reach: float
+) -> list[Clip]:
+    """Move each clip so that its first frame shows an HDR keyframe (``keyframe_times`` in HDR seconds, from the
+    container index), when one lies within ``reach`` seconds of where the clip starts; other clips stay.
+
+    Seeking to a keyframe decodes nothing before it, where an arbitrary frame costs on average half a group of
+    pictures (12-125 frames): sampling one frame every 2 s then decodes a few frames instead of dozens. Clips
+    keep their length and order, stay inside the SDR stream and never overlap the previous clip; the cut check
+    and the gates run on the moved clips.
+    """
+    if not keyframe_times:
+        return clips
+    keys = np.asarray(keyframe_times, np.float64)
+    fps_h, fps_s = float(temporal.fps_hdr), float(temporal.fps_sdr)
+    out: list[Clip] = []
+    previous_end = -1
+    for clip in clips:
+        n = len(clip.frames)
+        start = temporal.hdr_time_for(clip.frames[0])
+        near = keys[np.abs(keys - start) <= reach]
+        moved = None
+        for key in sorted(near, key=lambda k: abs(k - start)):
+            key_index = round(key * fps_h)
+            segment = temporal._segment_for(clip.frames[0])
+            offset = segment.offset_seconds if segment is not None else temporal.offset_seconds
+            first = round((key_index / fps_h - offset) / temporal.ratio * fps_s)
+            if first <= previous_end or first < 0 or first + n > sdr_frames:
+                continue
+            if temporal.hdr_index_for(first) == key_index:
+                moved = first
+                break
+        if moved is None:
+            out.append(clip)
+            previous_end = clip.frames[-1]
+            continue
+        out.append(Clip(clip.scene, list(range(moved, moved + n))))
+        previous_end = moved + n - 1
+    return out
+
+
 def analyse_sparse(recipe: dict[str, Any], sdr_reader: Any, hdr_reader: Any, *, memory_bytes: int) -> SparseAnalysis:
     """Plan the clips and align the pair from short windows (see the module doc)."""
     align_cfg, clips_cfg = recipe["align"], recipe["clips"]
@@ -278,6 +319,11 @@ def analyse_sparse(recipe: dict[str, Any], sdr_reader: Any, hdr_reader: Any, *, 
         alignment = _align.align_pair(
             hdr_reader.path, sdr_reader.path, max_offset_seconds=max_offset, sparse=True, min_confidence=None
         )
+        if clips_cfg.get("snap_to_keyframes"):
+            reach = min(0.5 * float(clips_cfg["every_seconds"]), 1.0)
+            clips = snap_to_keyframes(
+                clips, hdr_reader.keyframe_times(), alignment.temporal, info_sdr.frame_count, reach
+            )
         return SparseAnalysis(alignment, clips, sdr_store, hdr_store, "windows")
     alignment, matches = found
 
@@ -291,6 +337,9 @@ def analyse_sparse(recipe: dict[str, Any], sdr_reader: Any, hdr_reader: Any, *, 
     if alignment.temporal.confidence >= 0.25 and matches.sdr_index.size:
         alignment = _align.refine_alignment(alignment, matches, kept_lumas)
     sdr_store.release(int(i) for i in matches.sdr_index if int(i) not in context)
+    if clips_cfg.get("snap_to_keyframes"):
+        reach = min(0.5 * float(clips_cfg["every_seconds"]), 1.0)
+        clips = snap_to_keyframes(clips, hdr_reader.keyframe_times(), alignment.temporal, info_sdr.frame_count, reach)
     wanted = {h for h in alignment.temporal.hdr_indices_for(frames_needed(clips)) if h is not None}
     for index, frame in keyframes.items():  # a keyframe a clip needs is already decoded
         if index in wanted:
