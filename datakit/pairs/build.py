@@ -27,7 +27,7 @@ from datakit.pairs.schema import PAIRED_SCHEMA
 from datakit.pairs.sources import PairSource, check_hashes, read_pairs
 from datakit.recipe import load_recipe, recipe_hash
 from datakit.store.output import OutputFolder
-from datakit.store.shards import Sample
+from datakit.store.shards import Sample, compress_chunk
 
 SPARSE_STRATEGIES = ("interval", "single")
 
@@ -397,7 +397,8 @@ def _render_clip(ctx: _RenderContext, job: _ClipJob) -> tuple[str | None, list[S
         for k, (x0, y0, w, h) in enumerate(boxes)
     ]
     for sample in samples:
-        sample.content_hash()  # here, in parallel, rather than in the writer thread
+        sample.content_hash()  # hash and compress here, in parallel, so that the writer thread only writes
+        sample.chunks = {"sdr": compress_chunk(sample.sdr), "hdr": compress_chunk(sample.hdr)}
     return None, samples
 
 

@@ -60,6 +60,9 @@ class Sample:
     score: float = 1.0
     meta: dict[str, Any] = field(default_factory=dict)
     _hash: str | None = field(default=None, repr=False, compare=False)
+    chunks: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    """Optional ``{"sdr": bytes, "hdr": bytes}``: the arrays already compressed by :func:`compress_chunk` (a
+    producer thread may do it, so that the writer only writes)."""
 
     def validate(self) -> None:
         if self.sdr.dtype != np.uint8 or self.hdr.dtype != np.uint16:
@@ -95,7 +98,7 @@ def shard_compression() -> dict[str, Any]:
     return dict(hdf5plugin.Blosc2(cname="lz4", clevel=5, filters=hdf5plugin.Blosc2.SHUFFLE))
 
 
-def compress_chunk(array: np.ndarray) -> bytes:
+def compress_chunk(array: np.ndarray, threads: int = 1) -> bytes:
     """One sample's array compressed as the shard filter stores a chunk, for ``write_direct_chunk``.
 
     The HDF5 Blosc2 filter (id 32026, hdf5plugin) keeps each chunk as a Blosc2 N-dimensional frame (b2nd
@@ -113,7 +116,7 @@ def compress_chunk(array: np.ndarray) -> bytes:
     rows = (512 << 10) // max(1, int(np.prod(lead)) * width * channels * data.itemsize)
     block_h = min(data.shape[-3], 1 << max(0, int(rows).bit_length() - 1))
     params = blosc2.CParams(
-        codec=blosc2.Codec.LZ4, clevel=5, typesize=data.itemsize, nthreads=2,
+        codec=blosc2.Codec.LZ4, clevel=5, typesize=data.itemsize, nthreads=threads,
         filters=[blosc2.Filter.SHUFFLE], filters_meta=[0],
     )  # fmt: skip
     blocks = (*lead, block_h, width, channels)
@@ -166,7 +169,10 @@ class _OpenShard:
         for name, array in (("sdr", sample.sdr), ("hdr", sample.hdr)):
             dataset = self.pixels[name]
             dataset.resize(n, axis=0)
-            dataset.id.write_direct_chunk((index,) + (0,) * array.ndim, compress_chunk(array))
+            chunk = sample.chunks.get(name) if sample.chunks else None
+            if chunk is None:
+                chunk = compress_chunk(array)
+            dataset.id.write_direct_chunk((index,) + (0,) * array.ndim, chunk)
         self.rows.append(
             (
                 sample.sample_id,
