@@ -137,6 +137,9 @@ def test_directly_written_chunks_read_back_through_the_standard_filter(tmp_path)
         np.repeat(np.arange(40, dtype=np.uint16)[None, :, None, None] * 1000, 3, axis=0).repeat(56, 2).repeat(3, 3),
         rng.integers(0, 255, (3, 40, 56, 3), dtype=np.uint8).astype(np.uint16),
     ]
+    for shape in [(2, 37, 1100, 3), (1, 1031, 200, 3)]:  # a block of several rows; a prime height (array path)
+        big = rng.integers(0, 1000, shape, dtype=np.uint16)
+        assert np.array_equal(_read_direct(tmp_path / f"{shape[1]}.h5", big), big)
     path = tmp_path / "direct.h5"
     with h5py.File(path, "w") as f:
         direct = f.create_dataset("direct", shape=(3, 3, 40, 56, 3), dtype=np.uint16, chunks=(1, 3, 40, 56, 3),
@@ -151,3 +154,16 @@ def test_directly_written_chunks_read_back_through_the_standard_filter(tmp_path)
             assert np.array_equal(f["direct"][i], array) and np.array_equal(f["filtered"][i], array)
         smooth = len(f["direct"].id.read_direct_chunk((1, 0, 0, 0, 0))[1])
     assert smooth < arrays[1].nbytes / 10  # it is compressed
+
+
+def _read_direct(path, array):
+    import h5py
+
+    from datakit.store.shards import compress_chunk, shard_compression
+
+    with h5py.File(path, "w") as f:
+        shape = (1, *array.shape)  # one sample per chunk, as in the shards
+        d = f.create_dataset("a", shape=shape, dtype=array.dtype, chunks=shape, **shard_compression())
+        d.id.write_direct_chunk((0,) * len(shape), compress_chunk(array))
+    with h5py.File(path, "r") as f:
+        return f["a"][0]

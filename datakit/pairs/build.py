@@ -396,8 +396,8 @@ def _render_clip(ctx: _RenderContext, job: _ClipJob) -> tuple[str | None, list[S
         )
         for k, (x0, y0, w, h) in enumerate(boxes)
     ]
-    for sample in samples:
-        sample.content_hash()  # hash and compress here, in parallel, so that the writer thread only writes
+    for sample in samples:  # hashed and compressed here, two clips at a time; the writer thread only writes
+        sample.content_hash()
         sample.chunks = {"sdr": compress_chunk(sample.sdr), "hdr": compress_chunk(sample.hdr)}
     return None, samples
 
