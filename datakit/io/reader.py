@@ -60,17 +60,15 @@ def area_reduce(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def _area_codes(plane: np.ndarray, size: tuple[int, int], bit_depth: int) -> np.ndarray:
-    """Area-downscale integer code plane to ``size`` = (w, h); float32 codes (fractions kept).
+    """Area-downscale an integer code plane to ``size`` = (w, h); float32 codes (fractions kept).
 
-    The codes are shifted to 16 bits first so that OpenCV's integer area averages keep
-    ``16 - bit_depth`` fractional bits; cheaper than converting the full plane to float.
+    The codes are shifted to 16 bits first, so that the halvings of :func:`area_reduce` (OpenCV's integer
+    area averages) keep ``16 - bit_depth`` fractional bits: exact for the first three halvings of 10-bit
+    codes (four of 8-bit), and cheaper than converting the full plane to float.
     """
-    import cv2
-
     shift = 16 - bit_depth
     src = plane if shift == 0 else np.left_shift(plane, shift, dtype=np.uint16)
-    small = cv2.resize(src, size, interpolation=cv2.INTER_AREA)
-    return small.astype(np.float32) * np.float32(1.0 / (1 << shift))
+    return area_reduce(src, size).astype(np.float32) * np.float32(1.0 / (1 << shift))
 
 
 def _area_size(width: int, height: int, target_width: int) -> tuple[int, int]:
@@ -147,8 +145,7 @@ class Frame:
             return np.rint(out * np.float32(scale)).astype(np.uint16 if dtype == "uint16" else np.uint8)
         if width is not None and width < self.width:
             size = _area_size(self.width, self.height, width)
-            bits = conv.bit_depth
-            y, u, v = (_area_codes(p, size, bits) for p in (y, u, v))
+            y, u, v = (_area_codes(p, size, conv.bit_depth) for p in (y, u, v))
         return conv(y, u, v, dtype=dtype)
 
     def _rgb_box(self, dtype: str, box: tuple[int, int, int, int]) -> np.ndarray:
