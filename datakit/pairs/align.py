@@ -47,6 +47,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
@@ -1152,9 +1153,10 @@ def refine_spatial(
         ]
     )
     centre = np.array([[1.0, 0, 0.5], [0, 1.0, 0.5], [0, 0, 1.0]])  # centre coords -> edge coords
-    results: list[np.ndarray] = []
-    correlations: list[float] = []
-    for hdr_luma, sdr_luma in frame_pairs:
+
+    def register(pair: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, float] | None:
+        """Residual affine of one frame pair on the work grid, as an HDR -> SDR matrix, or None."""
+        hdr_luma, sdr_luma = pair
         template = cv2.resize(
             np.ascontiguousarray(hdr_luma[hy : hy + hh, hx : hx + hw], np.float32),
             (ww, wh),
@@ -1177,7 +1179,7 @@ def refine_spatial(
         usable = (ones > 0) & (warped > 0.02) & (warped < 0.97)
         mask = cv2.erode(usable.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
         if mask.sum() < 0.2 * mask.size or template.std() < MIN_CONTRAST or warped[mask].std() < MIN_CONTRAST:
-            continue
+            return None
         t_rank = _band(_rank_image(template), mask)
         w_rank = _band(_rank_image(warped, mask), mask)
         warp = np.eye(2, 3, dtype=np.float32)
@@ -1192,12 +1194,17 @@ def refine_spatial(
                 5,
             )
         except cv2.error:
-            continue
+            return None
         # true HDR -> SDR (edge coords) = initial HDR->SDR after the residual warp found on the work grid
         residual = centre @ _affine3(warp.astype(np.float64)) @ np.linalg.inv(centre)
         hdr_to_work = np.linalg.inv(work_to_hdr)
-        results.append(hdr_to_sdr @ work_to_hdr @ residual @ hdr_to_work)
-        correlations.append(float(cc))
+        return hdr_to_sdr @ work_to_hdr @ residual @ hdr_to_work, float(cc)
+
+    # the pairs are independent and OpenCV / numpy release the GIL: two at a time
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        registered = [r for r in pool.map(register, frame_pairs) if r is not None]
+    results = [m for m, _ in registered]
+    correlations = [c for _, c in registered]
     if not results:
         reasons = (*initial.reasons, "registration of full-resolution frames failed: geometry from black bars only")
         return SpatialAlignment(**{**initial.__dict__, "confidence": min(initial.confidence, 0.4), "reasons": reasons})
