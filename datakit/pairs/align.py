@@ -390,7 +390,7 @@ class SpatialAlignment:
             return sdr
         m = np.vstack([self.matrix_hdr_to_sdr(), [0.0, 0.0, 1.0]])
         src = sdr
-        if self.scale_x < 0.999 or self.scale_y < 0.999:  # shrinking: area pre-filter, then warp
+        if self.shrinks:  # area pre-filter, then warp
             fx, fy = min(self.scale_x, 1.0), min(self.scale_y, 1.0)
             size = (max(1, round(sdr.shape[1] * fx)), max(1, round(sdr.shape[0] * fy)))
             src = cv2.resize(sdr, size, interpolation=cv2.INTER_AREA)
@@ -401,11 +401,17 @@ class SpatialAlignment:
             src, m[:2], (hdr_w, hdr_h), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE
         )
 
+    @property
+    def shrinks(self) -> bool:
+        """Whether the SDR picture is larger than its place on the HDR grid (resampling needs an area
+        pre-filter of the whole frame)."""
+        return self.scale_x < 0.999 or self.scale_y < 0.999
+
     def sdr_region_for(self, box: Sequence[int], margin: int = 3) -> tuple[int, int, int, int] | None:
         """``(x, y, w, h)`` of the SDR frame that resampling the HDR-grid ``box`` reads (bicubic reach
         ``margin`` px included, clipped to the frame); ``None`` when the SDR is larger than the HDR (the
         area pre-filter then needs the whole frame)."""
-        if self.scale_x < 0.999 or self.scale_y < 0.999:
+        if self.shrinks:
             return None
         bx, by, bw, bh = (int(v) for v in box)
         x0, y0 = self.hdr_to_sdr(bx, by)

@@ -1,9 +1,10 @@
 """``datakit build``: the paired-video pipeline, one pair per job.
 
-probe -> analysis pass (thumbnails) -> align -> scenes -> clips -> gates -> decode kept frames -> map the SDR
-picture onto the HDR grid -> tiles -> shards + manifest records. Dense strategies (``consecutive``,
-``global_local``) decode each stream once for analysis and then seek to the kept frames; sparse ones
-(``interval``, ``single``) align from short windows and check cuts only around each clip.
+probe -> analysis (:mod:`datakit.pairs.dense` or :mod:`datakit.pairs.sparse`: thumbnails, alignment, scenes,
+clips) -> gates -> frames (kept by the analysis, or decoded again) -> map the SDR picture onto the HDR grid ->
+tiles -> shards + manifest records. Dense strategies (``consecutive``, ``global_local``) decode each stream
+once and keep the frames their clips need on the way; sparse ones (``interval``, ``single``) align from short
+windows and HDR keyframes, check cuts only around each clip and seek to the frames they keep.
 """
 
 from __future__ import annotations
@@ -144,7 +145,7 @@ def _build_pair(
 
 
 def frame_memory_bytes() -> int:
-    """Memory a dense build may hold decoded frames in, per pair: ``DATAKIT_FRAME_MEMORY_MB`` (default 3072).
+    """Memory the analysis of a pair may hold decoded frames in: ``DATAKIT_FRAME_MEMORY_MB`` (default 3072).
 
     Kept frames spare the clip stage a second decode; beyond the budget frames are decoded again (slower,
     same result). With ``--workers N`` each worker holds its own budget.
@@ -337,14 +338,16 @@ def _render_clip(ctx: _RenderContext, job: _ClipJob) -> tuple[str | None, list[S
     hdr_w, hdr_h = ctx.hdr_size
     clip, hdr_decoded, sdr_decoded = job.clip, job.hdr_decoded, job.sdr_decoded
     centre = len(clip.frames) // 2
-    hdr_whole = {centre: hdr_decoded[centre].rgb("uint16")}
-    stats = gates.hdr_stats(hdr_whole[centre], max_pixels=1 << 16)
+    hdr_centre = hdr_decoded[centre].rgb("uint16")
+    stats = gates.hdr_stats(hdr_centre, max_pixels=1 << 16)
     if gates.is_not_hdr(
         stats, min_peak_nits=ctx.gates["min_peak_nits"], min_share_above_white=ctx.gates["min_share_above_white"]
     ):
         return gates.NOT_HDR, []
-    sdr_whole = {centre: _sdr_on_hdr_grid(sdr_decoded[centre], spatial, None, hdr_w, hdr_h)}
-    check = spatial.clip_confidence(hdr_whole[centre][None], sdr_whole[centre][None], valid)
+    # SDR frames already on the whole HDR grid: the centre one, and every frame when the geometry cannot
+    # resample a region alone (an SDR larger than the HDR needs the area pre-filter on the whole frame)
+    sdr_grids = {centre: _sdr_on_hdr_grid(sdr_decoded[centre], spatial, None, hdr_w, hdr_h)}
+    check = spatial.clip_confidence(hdr_centre[None], sdr_grids[centre][None], valid)
     score = min(ctx.alignment.confidence, check)
     if score < ctx.min_confidence:
         return "low_clip_alignment", []
@@ -353,19 +356,24 @@ def _render_clip(ctx: _RenderContext, job: _ClipJob) -> tuple[str | None, list[S
     if not boxes:
         return "smaller_than_tile", []
     boxes = [(valid[0] + x, valid[1] + y, w, h) for x, y, w, h in boxes]
+    direct = spatial.is_identity() and (sdr_decoded[centre].width, sdr_decoded[centre].height) == (hdr_w, hdr_h)
+    if not direct and spatial.shrinks:
+        sdr_grids.update(
+            (k, _sdr_on_hdr_grid(f, spatial, None, hdr_w, hdr_h)) for k, f in enumerate(sdr_decoded) if k != centre
+        )
     tiles: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for region, members in _conversion_regions(boxes):
         rx, ry, rw, rh = region
         hdr_region = np.stack(
             [
-                hdr_whole[k][ry : ry + rh, rx : rx + rw] if k in hdr_whole else f.rgb("uint16", box=region)
+                hdr_centre[ry : ry + rh, rx : rx + rw] if k == centre else f.rgb("uint16", box=region)
                 for k, f in enumerate(hdr_decoded)
             ]
         )
         sdr_region = np.stack(
             [
-                sdr_whole[k][ry : ry + rh, rx : rx + rw]
-                if k in sdr_whole
+                sdr_grids[k][ry : ry + rh, rx : rx + rw]
+                if k in sdr_grids
                 else _sdr_on_hdr_grid(f, spatial, region, hdr_w, hdr_h)
                 for k, f in enumerate(sdr_decoded)
             ]
