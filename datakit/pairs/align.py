@@ -71,6 +71,7 @@ __all__ = [
     "detect_active_area",
     "frame_features",
     "hdr_windows_for",
+    "pair_features",
     "refine_alignment",
     "refine_spatial",
     "sparse_windows",
@@ -965,6 +966,22 @@ class FrameMatches:
     texture: np.ndarray  # SDR high-pass Y' standard deviation on the feature grid
 
 
+def pair_features(
+    thumbs_hdr: Thumbnails, thumbs_sdr: Thumbnails
+) -> tuple[SpatialAlignment, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """What every temporal match compares: the black-bar geometry, then both streams' structure vectors on a
+    common grid of their active pictures (:func:`frame_features`: vectors and validity per frame) and the SDR
+    texture (high-pass Y' standard deviation per frame, for picking frames to register)."""
+    hdr_area, sdr_area, clarity = _picture_areas(thumbs_hdr, thumbs_sdr)
+    spatial = _initial_spatial(thumbs_hdr, thumbs_sdr, hdr_area, sdr_area, clarity)
+    gw, gh = _grid_size(hdr_area, [(thumbs_hdr, hdr_area), (thumbs_sdr, sdr_area)])
+    grid_s = _thumb_grid(thumbs_sdr, sdr_area, gw, gh)
+    feat_h, valid_h = frame_features(_thumb_grid(thumbs_hdr, hdr_area, gw, gh))
+    feat_s, valid_s = frame_features(grid_s)
+    texture_s = (grid_s - _blur_stack(grid_s, HIGHPASS_SIGMA)).reshape(grid_s.shape[0], -1).std(axis=1)
+    return spatial, feat_h, valid_h, feat_s, valid_s, texture_s
+
+
 def align_thumbnails(
     thumbs_hdr: Thumbnails,
     thumbs_sdr: Thumbnails,
@@ -985,15 +1002,7 @@ def align_thumbnails(
     if sdr_frame_count is None and thumbs_sdr.windows is None:
         sdr_frame_count = int(thumbs_sdr.indices[-1]) + 1
 
-    hdr_area, sdr_area, clarity = _picture_areas(thumbs_hdr, thumbs_sdr)
-    spatial = _initial_spatial(thumbs_hdr, thumbs_sdr, hdr_area, sdr_area, clarity)
-    gw, gh = _grid_size(hdr_area, [(thumbs_hdr, hdr_area), (thumbs_sdr, sdr_area)])
-    grid_h = _thumb_grid(thumbs_hdr, hdr_area, gw, gh)
-    grid_s = _thumb_grid(thumbs_sdr, sdr_area, gw, gh)
-    feat_h, valid_h = frame_features(grid_h)
-    feat_s, valid_s = frame_features(grid_s)
-    blur_s = _blur_stack(grid_s, HIGHPASS_SIGMA)
-    texture_s = (grid_s - blur_s).reshape(grid_s.shape[0], -1).std(axis=1)
+    spatial, feat_h, valid_h, feat_s, valid_s, texture_s = pair_features(thumbs_hdr, thumbs_sdr)
 
     reasons: list[str] = []
     if valid_h.sum() < 4 or valid_s.sum() < 4:

@@ -66,17 +66,6 @@ class _WindowMatch:
     support: int  # keyframes inside the window at that offset
 
 
-def _features(thumbs_hdr: analysis.Thumbnails, thumbs_sdr: analysis.Thumbnails) -> tuple[Any, ...]:
-    hdr_area, sdr_area, clarity = _align._picture_areas(thumbs_hdr, thumbs_sdr)
-    spatial = _align._initial_spatial(thumbs_hdr, thumbs_sdr, hdr_area, sdr_area, clarity)
-    gw, gh = _align._grid_size(hdr_area, [(thumbs_hdr, hdr_area), (thumbs_sdr, sdr_area)])
-    grid_s = _align._thumb_grid(thumbs_sdr, sdr_area, gw, gh)
-    feat_h, valid_h = _align.frame_features(_align._thumb_grid(thumbs_hdr, hdr_area, gw, gh))
-    feat_s, valid_s = _align.frame_features(grid_s)
-    texture = (grid_s - _align._blur_stack(grid_s, _align.HIGHPASS_SIGMA)).reshape(grid_s.shape[0], -1).std(axis=1)
-    return spatial, feat_h, valid_h, feat_s, valid_s, texture
-
-
 def _window_match(
     sim: np.ndarray,
     next_sim: np.ndarray,
@@ -137,7 +126,7 @@ def match_keyframes(
 
     ``sdr_windows``: ``(first, last)`` SDR frame numbers of each window (positions in ``thumbs_sdr`` follow
     them in order). Returns None when fewer than :data:`MIN_KEYFRAMES` keyframes can be matched."""
-    spatial, feat_h, valid_h, feat_s, valid_s, texture = _features(thumbs_hdr, thumbs_sdr)
+    spatial, feat_h, valid_h, feat_s, valid_s, texture = _align.pair_features(thumbs_hdr, thumbs_sdr)
     fps_h, fps_s = float(thumbs_hdr.fps), float(thumbs_sdr.fps)
     sim = feat_h @ feat_s.T
     sim[~valid_h] = 0.0
@@ -219,8 +208,9 @@ def match_keyframes(
 def snap_to_keyframes(
     clips: list[Clip], keyframe_times: list[float], temporal: TemporalAlignment, sdr_frames: int, reach: float
 ) -> list[Clip]:
-    """Move each clip so that its first frame shows an HDR keyframe (``keyframe_times`` in HDR seconds, from the
-    container index), when one lies within ``reach`` seconds of where the clip starts; other clips stay.
+    """Move each clip so that its first frame shows an HDR keyframe (``keyframe_times``: presentation times in
+    HDR seconds, :meth:`datakit.io.reader.VideoReader.keyframe_times`), when one lies within ``reach`` seconds of
+    where the clip starts; other clips stay.
 
     Seeking to a keyframe decodes nothing before it, where an arbitrary frame costs on average half a group of
     pictures (12-125 frames): sampling one frame every 2 s then decodes a few frames instead of dozens. Clips
@@ -236,12 +226,11 @@ def snap_to_keyframes(
     for clip in clips:
         n = len(clip.frames)
         start = temporal.hdr_time_for(clip.frames[0])
+        offset = start - temporal.ratio * clip.frames[0] / fps_s  # the offset of the clip's segment
         near = keys[np.abs(keys - start) <= reach]
         moved = None
         for key in sorted(near, key=lambda k: abs(k - start)):
             key_index = round(key * fps_h)
-            segment = temporal._segment_for(clip.frames[0])
-            offset = segment.offset_seconds if segment is not None else temporal.offset_seconds
             first = round((key_index / fps_h - offset) / temporal.ratio * fps_s)
             if first <= previous_end or first < 0 or first + n > sdr_frames:
                 continue
@@ -319,24 +308,21 @@ def analyse_sparse(recipe: dict[str, Any], sdr_reader: Any, hdr_reader: Any, *, 
         alignment = _align.align_pair(
             hdr_reader.path, sdr_reader.path, max_offset_seconds=max_offset, sparse=True, min_confidence=None
         )
-        if clips_cfg.get("snap_to_keyframes"):
-            reach = min(0.5 * float(clips_cfg["every_seconds"]), 1.0)
-            clips = snap_to_keyframes(
-                clips, hdr_reader.keyframe_times(), alignment.temporal, info_sdr.frame_count, reach
-            )
-        return SparseAnalysis(alignment, clips, sdr_store, hdr_store, "windows")
-    alignment, matches = found
+        method = "windows"
+    else:
+        alignment, matches = found
+        method = "keyframes"
 
-    # 3. geometry, refined on decoded keyframe / SDR frame pairs
-    def kept_lumas(picks: list[tuple[int, int]]) -> list[tuple[np.ndarray, np.ndarray]]:
-        sdr = sdr_store.get([s for s, _ in picks])
-        return [(keyframes[h].luma(), f.luma()) for (_, h), f in zip(picks, sdr, strict=True)]
+        # 3. geometry, refined on decoded keyframe / SDR frame pairs
+        def kept_lumas(picks: list[tuple[int, int]]) -> list[tuple[np.ndarray, np.ndarray]]:
+            sdr = sdr_store.get([s for s, _ in picks])
+            return [(keyframes[h].luma(), f.luma()) for (_, h), f in zip(picks, sdr, strict=True)]
 
-    sdr_store.want(int(i) for i in matches.sdr_index)
-    sdr_store.end_pass()
-    if alignment.temporal.confidence >= 0.25 and matches.sdr_index.size:
-        alignment = _align.refine_alignment(alignment, matches, kept_lumas)
-    sdr_store.release(int(i) for i in matches.sdr_index if int(i) not in context)
+        sdr_store.want(int(i) for i in matches.sdr_index)
+        sdr_store.end_pass()
+        if alignment.temporal.confidence >= 0.25 and matches.sdr_index.size:
+            alignment = _align.refine_alignment(alignment, matches, kept_lumas)
+        sdr_store.release(int(i) for i in matches.sdr_index if int(i) not in context)
     if clips_cfg.get("snap_to_keyframes"):
         reach = min(0.5 * float(clips_cfg["every_seconds"]), 1.0)
         clips = snap_to_keyframes(clips, hdr_reader.keyframe_times(), alignment.temporal, info_sdr.frame_count, reach)
@@ -345,4 +331,4 @@ def analyse_sparse(recipe: dict[str, Any], sdr_reader: Any, hdr_reader: Any, *, 
         if index in wanted:
             hdr_store.want([index])
             hdr_store.offer(frame)
-    return SparseAnalysis(alignment, clips, sdr_store, hdr_store, "keyframes")
+    return SparseAnalysis(alignment, clips, sdr_store, hdr_store, method)
