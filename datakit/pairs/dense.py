@@ -60,6 +60,12 @@ def _scene_clips(strategy: str, params: dict[str, Any], fps: Any, start: int, en
     return [start + f for f in frames_needed(clips)]
 
 
+def _sdr_reach(until: float, max_offset: float) -> float:
+    """The SDR time up to which SDR frames can show HDR decoded up to ``until`` seconds (any offset up to
+    ``max_offset``, any candidate speed ratio)."""
+    return until * 1.05 + max_offset + 1.0
+
+
 def _provisional(
     collector: analysis.ThumbnailCollector, thumbs_sdr: analysis.Thumbnails, until: float, max_offset: float
 ) -> Alignment | None:
@@ -67,8 +73,7 @@ def _provisional(
     from datakit.pairs.align import _similarity_confidence, _smoothstep
 
     partial = collector.snapshot(windows=((0.0, until),))
-    reach = until * 1.05 + max_offset + 1.0  # SDR times that can show the decoded HDR, any ratio candidate
-    keep = np.flatnonzero(thumbs_sdr.times <= reach)
+    keep = np.flatnonzero(thumbs_sdr.times <= _sdr_reach(until, max_offset))
     if keep.size < 8 or partial.count < 8:
         return None
     try:
@@ -100,7 +105,7 @@ class _SdrPass(threading.Thread):
             profile_step=analysis.profile_step(info.fps, info.frame_count),
         )  # fmt: skip
         self.progress = -1.0  # time of the last frame summarized (seconds); inf when done
-        self.needed: list[int] = []  # SDR frames of the clips of the scenes that have ended, so far
+        self.needed: list[int] = []  # SDR frames of the clips of the scenes that have ended, so far (append only)
         self.cuts: list[int] = []
         self.clips: list[Clip] = []
         self.error: BaseException | None = None
@@ -124,7 +129,7 @@ class _SdrPass(threading.Thread):
             for cut in found[known:]:
                 frames = _scene_clips(self.strategy, self.clips_cfg, fps, scene_start, cut)
                 self.store.want(frames)
-                self.needed = self.needed + frames  # replaced, not mutated: the HDR side reads it
+                self.needed.extend(frames)  # the HDR side reads a length, then the items before it
                 scene_start = cut
             known = len(found)
             self.progress = frame.time
@@ -133,9 +138,11 @@ class _SdrPass(threading.Thread):
         self.cuts = self.cut_stream.cuts()
         n_frames = self.collector.count
         self.clips = plan_clips(self.strategy, self.clips_cfg, n_frames=n_frames, fps=fps, cuts=self.cuts)
-        self.store.want(frames_needed(self.clips))
+        final = frames_needed(self.clips)
+        self.store.want(final)
         self.store.end_pass()
-        self.needed = frames_needed(self.clips)
+        listed = set(self.needed)
+        self.needed.extend(f for f in final if f not in listed)  # the last scene, and any the end changed
 
 
 def analyse_dense(recipe: dict[str, Any], sdr_reader: Any, hdr_reader: Any, *, memory_bytes: int) -> DenseAnalysis:
@@ -188,7 +195,7 @@ def _hdr_pass(hdr_reader: Any, hdr_store: FrameStore, sdr_pass: _SdrPass, align_
             continue
         hdr_store.offer(frame)
         until = frame.time + half_frame
-        if frame.time >= next_guess and sdr_pass.progress >= until * 1.05 + max_offset + 1.0:
+        if frame.time >= next_guess and sdr_pass.progress >= _sdr_reach(until, max_offset):
             guess = _provisional(collector, sdr_pass.collector.snapshot(), until, max_offset)
             if guess is not None:  # frames beyond the decoded part: the headline offset (segments near the end
                 # of the decoded part are unreliable: the SDR frames there have no HDR frames to match yet)
@@ -198,10 +205,10 @@ def _hdr_pass(hdr_reader: Any, hdr_store: FrameStore, sdr_pass: _SdrPass, align_
                 )  # fmt: skip
                 asked = 0
             next_guess = frame.time + (REFRESH_SECONDS if guess is not None else RETRY_SECONDS)
-        needed = sdr_pass.needed
-        if ahead is not None and len(needed) > asked:
-            hdr_store.want(h for h in ahead.hdr_indices_for(needed[asked:]) if h is not None)
-            asked = len(needed)
+        known = len(sdr_pass.needed)
+        if ahead is not None and known > asked:
+            hdr_store.want(h for h in ahead.hdr_indices_for(sdr_pass.needed[asked:known]) if h is not None)
+            asked = known
     if not collector.count:
         raise AlignmentError(f"{hdr_reader.path}: no frame could be decoded")
     return collector.snapshot()

@@ -89,11 +89,9 @@ class FrameStore:
     def get(self, indices: Sequence[int]) -> list[Any]:
         """The frames with these indices, in this order: kept ones, the others decoded again (seeking)."""
         missing = sorted({int(i) for i in indices} - self._kept.keys())
-        found = dict(self._kept)
-        if missing:
-            found.update(zip(missing, self.reader.read_at(missing), strict=True))
-            self.redecoded += len(missing)
-        return [found[int(i)] for i in indices]
+        again = dict(zip(missing, self.reader.read_at(missing), strict=True)) if missing else {}
+        self.redecoded += len(missing)
+        return [self._kept[int(i)] if int(i) in self._kept else again[int(i)] for i in indices]
 
     def release(self, indices: Iterable[int]) -> None:
         """Drop kept frames that are no longer needed (frees their memory)."""
