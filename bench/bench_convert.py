@@ -165,6 +165,15 @@ def _mb(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f} MB"
 
 
+def _model_row(name: str, r: dict) -> str:
+    """One line of the model table: CPU and wall seconds per frame, peak RSS, numpy peak (and CUDA peak)."""
+    return (
+        f"{name:<10} {r['cpu_s_per_frame']:>11.3f} {r['wall_s_per_frame']:>12.3f} "
+        f"{_mb(r['peak_rss_mb']):>10} {_mb(r['tracemalloc_peak_mb']):>11}"
+        + (f"  cuda {_mb(r['cuda_peak_mb'])}" if r["cuda_peak_mb"] is not None else "")
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=24, help="frames of the 1080p clip (default 24)")
@@ -204,22 +213,13 @@ def main() -> None:
         print(header)
         for name in names:
             r = in_child(measure_model, name, checkpoints[name], 1920, 1080, args.model_frames, 0, args.threads)
-            print(
-                f"{name:<10} {r['cpu_s_per_frame']:>11.3f} {r['wall_s_per_frame']:>12.3f} "
-                f"{_mb(r['peak_rss_mb']):>10} {_mb(r['tracemalloc_peak_mb']):>11}"
-                + (f"  cuda {_mb(r['cuda_peak_mb'])}" if r["cuda_peak_mb"] is not None else "")
-                + f"  [{r['device']}, {r['torch_threads']} threads]"
-            )
+            print(_model_row(name, r) + f"  [{r['device']}, {r['torch_threads']} threads]")
         if not args.no_4k:
             print("\nat 3840x2160, tiles of 512 px (overlap 32):")
             print(header)
             for name in names:
                 r = in_child(measure_model, name, checkpoints[name], 3840, 2160, args.frames_4k, 512, args.threads)
-                print(
-                    f"{name:<10} {r['cpu_s_per_frame']:>11.3f} {r['wall_s_per_frame']:>12.3f} "
-                    f"{_mb(r['peak_rss_mb']):>10} {_mb(r['tracemalloc_peak_mb']):>11}"
-                    + (f"  cuda {_mb(r['cuda_peak_mb'])}" if r["cuda_peak_mb"] is not None else "")
-                )
+                print(_model_row(name, r))
         if not args.no_e2e:
             print(f"\nend to end on the clip (libx265 preset {args.preset}, crf {args.crf:g}):")
             base = in_child(measure_baseline, str(clip), str(folder / "base.mp4"), args.crf, args.preset)
