@@ -18,6 +18,7 @@ file named ``*.h5`` in ``shards/`` is always complete.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -86,16 +87,19 @@ class Sample:
 
 def content_hash(sdr: np.ndarray, hdr: np.ndarray) -> str:
     digest = hashlib.sha256()
-    digest.update(np.ascontiguousarray(sdr).tobytes())
-    digest.update(np.ascontiguousarray(hdr).tobytes())
+    digest.update(np.ascontiguousarray(sdr).data)  # the C-order bytes, hashed in place (no copy)
+    digest.update(np.ascontiguousarray(hdr).data)
     return digest.hexdigest()
+
+
+_CODEC, _CLEVEL = "lz4", 5  # the shard filter's codec (byte shuffle first), for both writing paths
 
 
 def shard_compression() -> dict[str, Any]:
     """h5py keyword arguments of the shard filter: Blosc2-LZ4 level 5 with byte shuffle (see bench_shards)."""
     import hdf5plugin
 
-    return dict(hdf5plugin.Blosc2(cname="lz4", clevel=5, filters=hdf5plugin.Blosc2.SHUFFLE))
+    return dict(hdf5plugin.Blosc2(cname=_CODEC, clevel=_CLEVEL, filters=hdf5plugin.Blosc2.SHUFFLE))
 
 
 _BLOCK_BYTES = 512 << 10  # Blosc2 block target: bands of whole rows of every frame, about 512 kB
@@ -120,7 +124,7 @@ def compress_chunk(array: np.ndarray) -> bytes:
     fit = max(1, _BLOCK_BYTES // row_bytes)
     block_h = max((d for d in range(1, min(height, fit) + 1) if height % d == 0), default=1)
     params = blosc2.CParams(
-        codec=blosc2.Codec.LZ4, clevel=5, typesize=data.itemsize, nthreads=1,
+        codec=blosc2.Codec[_CODEC.upper()], clevel=_CLEVEL, typesize=data.itemsize, nthreads=1,
         filters=[blosc2.Filter.SHUFFLE], filters_meta=[0],
     )  # fmt: skip
     blocks = (1, frames, block_h, width, channels)
@@ -129,10 +133,7 @@ def compress_chunk(array: np.ndarray) -> bytes:
     # block-major order: row band by row band, each band holding that band of every frame (frames are alike,
     # so a block spanning them compresses several times better than one frame's rows)
     bands = np.ascontiguousarray(data.reshape(frames, height // block_h, block_h, width, channels).swapaxes(0, 1))
-    chunk = blosc2.compress2(
-        bands, typesize=data.itemsize, clevel=5, codec=blosc2.Codec.LZ4, filters=[blosc2.Filter.SHUFFLE],
-        nthreads=1, blocksize=block_h * row_bytes,
-    )  # fmt: skip
+    chunk = blosc2.compress2(bands, cparams=dataclasses.replace(params, blocksize=block_h * row_bytes))
     frame = blosc2.empty(data.shape, dtype=data.dtype, chunks=data.shape, blocks=blocks, cparams=params)
     frame.schunk.update_chunk(0, chunk)
     return bytes(frame.to_cframe())
