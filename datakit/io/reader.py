@@ -158,8 +158,8 @@ class Frame:
         yp, up, vp = self.planes()
         if up is None or vp is None:
             return self.rgb(dtype)[y0 : y0 + h, x : x + w]
-        fx = 2 if up.shape[1] * 2 <= yp.shape[1] + 1 and up.shape[1] != yp.shape[1] else 1
-        fy = 2 if up.shape[0] * 2 <= yp.shape[0] + 1 and up.shape[0] != yp.shape[0] else 1
+        fx = 1 if up.shape[1] == yp.shape[1] else 2  # chroma subsampling, as the converter reads it
+        fy = 1 if up.shape[0] == yp.shape[0] else 2
         margin = 4  # luma pixels: two chroma samples at 2x subsampling
         left = max(0, (x - margin) // fx * fx)
         top = max(0, (y0 - margin) // fy * fy)
@@ -364,14 +364,13 @@ class VideoReader:
         self._open()
         self._stream.codec_context.skip_frame = "NONKEY"  # before anything is decoded (frame threads run ahead)
         if start > tol:
-            pts = self._start_pts + int(Fraction(start).limit_denominator(10**6) / self._time_base)
+            pts = self._pts_of(start)
             with contextlib.suppress(self._av_error):  # if the demuxer cannot seek, decode from the start
                 self._container.seek(pts, stream=self._stream, backward=True, any_frame=False)
             self._decoded = self._container.decode(self._stream)
         try:
             while True:
-                frame = self._pending if self._pending is not None else self._decode_next(index_from_time=True)
-                self._pending = None
+                frame = self._decode_next(index_from_time=True)
                 if frame is None or (end is not None and frame.time >= end - tol):
                     return
                 if frame.time >= start - tol:
@@ -411,6 +410,10 @@ class VideoReader:
             self._keyframe_times = times
         return self._keyframe_times
 
+    def _pts_of(self, seconds: float) -> int:
+        """Stream timestamp of a time in seconds from the stream start."""
+        return self._start_pts + int(Fraction(seconds).limit_denominator(10**6) / self._time_base)
+
     def _should_seek(self, target: float) -> bool:
         """Seek (rather than decode forward) when going back or a keyframe lies between the position and ``target``."""
         position = self._position()
@@ -431,7 +434,7 @@ class VideoReader:
             if target <= tol:
                 self._open()
                 return
-            pts = self._start_pts + int(Fraction(target).limit_denominator(10**6) / self._time_base)
+            pts = self._pts_of(target)
             self._pending = None
             try:
                 self._container.seek(pts, stream=self._stream, backward=True, any_frame=False)
