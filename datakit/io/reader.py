@@ -71,7 +71,8 @@ def _area_codes(plane: np.ndarray, size: tuple[int, int], bit_depth: int) -> np.
     return area_reduce(src, size).astype(np.float32) * np.float32(1.0 / (1 << shift))
 
 
-def _area_size(width: int, height: int, target_width: int) -> tuple[int, int]:
+def area_size(width: int, height: int, target_width: int) -> tuple[int, int]:
+    """(w, h) of an area reduction of a ``width`` x ``height`` frame to ``target_width`` columns (aspect kept)."""
     target_width = max(1, min(int(target_width), width))
     return target_width, max(1, round(height * target_width / width))
 
@@ -135,7 +136,7 @@ class Frame:
             if width is not None:
                 import cv2
 
-                luma = cv2.resize(luma, _area_size(self.width, self.height, width), interpolation=cv2.INTER_AREA)
+                luma = cv2.resize(luma, area_size(self.width, self.height, width), interpolation=cv2.INTER_AREA)
             out = np.repeat(luma[..., None], 3, axis=2)
             if dtype == "float32":
                 return out
@@ -144,7 +145,7 @@ class Frame:
                 raise ValueError(f"dtype must be float32, uint16 or uint8, got {dtype!r}")
             return np.rint(out * np.float32(scale)).astype(np.uint16 if dtype == "uint16" else np.uint8)
         if width is not None and width < self.width:
-            size = _area_size(self.width, self.height, width)
+            size = area_size(self.width, self.height, width)
             y, u, v = (_area_codes(p, size, conv.bit_depth) for p in (y, u, v))
         return conv(y, u, v, dtype=dtype)
 
@@ -185,7 +186,7 @@ class Frame:
         conv = self._reader_converter
         if width is None or width >= self.width:
             return conv.luma(y)
-        small = _area_codes(y, _area_size(self.width, self.height, width), conv.bit_depth)
+        small = _area_codes(y, area_size(self.width, self.height, width), conv.bit_depth)
         return conv.luma(small)
 
 
@@ -307,6 +308,11 @@ class VideoReader:
         self.close()
 
     # ----------------------------------------------------------------------------- decoding
+    @property
+    def converter(self) -> PlaneConverter:
+        """The Y'CbCr -> R'G'B' converter of this stream (tagged or assumed matrix, range and siting)."""
+        return self._converter
+
     @property
     def fps(self) -> Fraction:
         return self.info.fps

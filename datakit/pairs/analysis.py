@@ -118,13 +118,15 @@ class _FrameSummarizer:
     """
 
     def __init__(self, reader: Any, luma_width: int, bgr_width: int | None) -> None:
+        from datakit.io.reader import area_size
+
         info = reader.info
         self.width, self.height = info.width, info.height
-        self.converter = reader._converter
+        self.converter = reader.converter
         target = max(bgr_width or 0, 4 * luma_width, 128)
-        self.base = _size_for(self.width, self.height, whole_factor_width(self.width, target))
-        self.luma_size = _size_for(self.width, self.height, min(luma_width, self.width))
-        self.bgr_size = None if bgr_width is None else _size_for(self.width, self.height, min(bgr_width, self.width))
+        self.base = area_size(self.width, self.height, whole_factor_width(self.width, target))
+        self.luma_size = area_size(self.width, self.height, luma_width)
+        self.bgr_size = None if bgr_width is None else area_size(self.width, self.height, bgr_width)
 
     def __call__(
         self, frame: Any, *, profile: bool
@@ -160,12 +162,6 @@ class _FrameSummarizer:
         return luma, bgr, profiles
 
 
-def _size_for(width: int, height: int, target_width: int) -> tuple[int, int]:
-    """(w, h) of an area reduction of a ``width`` x ``height`` frame to ``target_width`` columns."""
-    target_width = max(1, min(int(target_width), width))
-    return target_width, max(1, round(height * target_width / width))
-
-
 def decode_thumbnails(
     path: str | os.PathLike[str],
     *,
@@ -175,7 +171,6 @@ def decode_thumbnails(
     profiles_per_second: float = 2.0,
     on_bgr: BgrCallback | None = None,
     keep_bgr: bool = True,
-    on_frame: Callable[[Any], None] | None = None,
     threads: int | str = "auto",
 ) -> Thumbnails:
     """Decode ``path`` once and summarize every frame (whole stream, or only ``windows`` in seconds).
@@ -184,7 +179,6 @@ def decode_thumbnails(
     ``bgr_width``: keep BGR thumbnails this wide (``None``: keep none). ``on_bgr``: also compute BGR
     thumbnails (``bgr_width`` or 256 px) and hand each to this callback as it is decoded;
     ``keep_bgr=False`` then keeps none in memory (streaming scene detection on long titles).
-    ``on_frame``: also hand every decoded :class:`datakit.io.reader.Frame` to this callback (to keep some).
     ``profiles_per_second``: how many frames per second get full-resolution row/column profiles (for
     black-bar detection; more when that would give fewer than 64). The stream may be HDR10 or SDR
     (``VideoReader(encoding="auto")``); other streams raise from the reader. Raises
@@ -202,8 +196,7 @@ def decode_thumbnails(
         )  # fmt: skip
         for start, end in spans:
             for frame in reader.frames(start, end):
-                if collector.add(frame) and on_frame is not None:
-                    on_frame(frame)
+                collector.add(frame)
     if not collector.count:
         where = "" if windows is None else f" in the windows {merge_windows(windows)}"
         raise InputError(f"{path}: no frame could be decoded{where}")
