@@ -567,6 +567,12 @@ def _similarity_confidence(similarity: float) -> float:
     return _smoothstep(similarity, 0.3, 0.55)
 
 
+def peak_confidence(z: float | None) -> float:
+    """Map the robust z-score of a correlation peak against the other offsets to [0, 1] (``None``: nothing to
+    compare with, 1): below 3 the best offset is not distinct, above 6 it is."""
+    return 1.0 if z is None else _smoothstep(z, 3.0, 6.0)
+
+
 def _luma_of(rgb: np.ndarray, primaries: str) -> np.ndarray:
     """Y' (non-constant luminance, weights of ``primaries``) of R'G'B' ``(..., 3)`` as float32 in [0, 1]."""
     from datakit.color.gamut import luminance_weights
@@ -1069,7 +1075,7 @@ def align_thumbnails(
     unmatched = _ranges(thumbs_sdr.indices[bad])
 
     c_sim = _similarity_confidence(similarity)
-    c_z = 1.0 if peak.z is None else _smoothstep(peak.z, 3.0, 6.0)
+    c_z = peak_confidence(peak.z)
     c_cov = _smoothstep(coverage, 0.3, 0.7)
     confidence = min(c_sim, c_z, c_cov)
     if c_sim < 0.9:

@@ -70,7 +70,7 @@ def _provisional(
     collector: analysis.ThumbnailCollector, thumbs_sdr: analysis.Thumbnails, until: float, max_offset: float
 ) -> Alignment | None:
     """Alignment of the HDR decoded so far (``[0, until)`` seconds) with the SDR, or None if not distinct."""
-    from datakit.pairs.align import _similarity_confidence, _smoothstep
+    from datakit.pairs.align import _similarity_confidence, peak_confidence
 
     partial = collector.snapshot(windows=((0.0, until),))
     keep = np.flatnonzero(thumbs_sdr.times <= _sdr_reach(until, max_offset))
@@ -81,7 +81,7 @@ def _provisional(
     except AlignmentError:
         return None
     temporal = alignment.temporal
-    distinct = temporal.peak_z is None or _smoothstep(temporal.peak_z, 3.0, 6.0) >= 0.5
+    distinct = peak_confidence(temporal.peak_z) >= 0.5
     return alignment if distinct and _similarity_confidence(temporal.similarity) >= 0.5 else None
 
 

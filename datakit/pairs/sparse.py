@@ -166,7 +166,7 @@ def match_keyframes(
     spread = max(m.offset_frames for m in matches) - min(m.offset_frames for m in matches)
     zs = [m.z for m in matches if m.z is not None]
     c_sim = _align._similarity_confidence(total)
-    c_z = _align._smoothstep(min(zs), 3.0, 6.0) if zs else 0.5
+    c_z = _align.peak_confidence(min(zs)) if zs else 0.5
     c_support = _align._smoothstep(sum(m.support for m in matches), 2.0, 6.0)
     confidence = min(c_sim, c_z, c_support)
     reasons = []
