@@ -181,3 +181,12 @@ def test_sparse_strategies_check_cuts_locally(strategy, frames, demo_pair, tmp_p
         assert status["rejected"].get("crosses_cut", 0) >= 1
     # 512x288 HDR frames in 128-px grid tiles with step 128: 4 x 2 tiles (remainder 32 > 16 adds a row)
     assert len(records) == len(kept) * 4 * 3
+
+
+def test_cli_refuses_a_bad_frame_memory_setting(tmp_path, capsys, demo_pair, monkeypatch):
+    monkeypatch.setenv("DATAKIT_FRAME_MEMORY_MB", "lots")
+    recipe = str(shipped_recipe("hdrtvmf1k"))
+    assert main(["build", recipe, "--pairs", str(demo_pair.hdr.parent), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "DATAKIT_FRAME_MEMORY_MB" in err[0]
+    assert not (tmp_path / "o").exists()

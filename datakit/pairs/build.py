@@ -45,6 +45,7 @@ def build_dataset(
     """Build (or resume) a paired dataset in ``out``; returns the summary (also written to summary.json)."""
     recipe = load_recipe(recipe_path, {"paired": PAIRED_SCHEMA}, expected_kind="paired")
     pairs = read_pairs(pairs_path)
+    frame_memory_bytes()  # a bad setting stops the build here, not every pair on its own
     folder = OutputFolder(out)
     digest = recipe_hash(recipe)
     folder.claim(recipe, digest)
