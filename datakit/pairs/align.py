@@ -38,8 +38,9 @@ Spatial model (pixel-edge coordinates: pixel ``(i, j)`` covers ``[i, i + 1) x [j
 
 where ``(px, py, pw, ph) = sdr_picture`` is the SDR active picture (black bars excluded) and ``(tx, ty)``
 the HDR position of its top-left corner. Black bars are found on full-resolution row/column mean profiles
-over many frames (a dark scene is not a bar); the result is checked and refined by ECC registration
-(OpenCV ``findTransformECC``, affine) of rank-transformed full-resolution luma of a few matched frame pairs.
+over many frames (a dark scene is not a bar); the result is checked and refined by registering band-passed
+rank images of the full-resolution luma of a few matched frame pairs (phase correlation of patches, scale and
+shift per axis fitted to their shifts).
 """
 
 from __future__ import annotations
@@ -1127,19 +1128,103 @@ def _rank_image(img: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     return out
 
 
-def _band(rank: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Band-pass of a rank image for registration: light smoothing minus a wide blur (texture, not shading);
-    zero outside ``mask``."""
+def _band(rank: np.ndarray, mask: np.ndarray, *, fine: bool = False) -> np.ndarray:
+    """Band-pass of a rank image for registration: light smoothing minus a blur (texture, not shading); zero
+    outside ``mask``. The wide band (blur of about a tenth of the width) measures similarity; the ``fine`` one
+    (blur sigma 8 px) keeps the edges that locate a picture to a fraction of a pixel."""
     import cv2
 
-    sigma = max(2.0, rank.shape[1] / 96)
-    out = cv2.GaussianBlur(rank, (0, 0), 1.0) - cv2.GaussianBlur(rank, (0, 0), sigma * 4)
+    sigma = 8.0 if fine else max(2.0, rank.shape[1] / 96) * 4
+    out = cv2.GaussianBlur(rank, (0, 0), 1.0) - cv2.GaussianBlur(rank, (0, 0), sigma)
     out[~mask] = 0.0
     return out.astype(np.float32)
 
 
-def _affine3(m: np.ndarray) -> np.ndarray:
-    return np.vstack([m, [0.0, 0.0, 1.0]])
+_PATCH_RESPONSE = 0.3  # phase-correlation peak below which a patch's shift is not trusted (flat or ambiguous)
+
+
+def _patch_shifts(template: np.ndarray, moving: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Local shifts of ``moving`` against ``template`` on a 5 x 3 grid of overlapping patches (phase
+    correlation with a Hann window, refined by ECC): rows ``(x, y, dx, dy)`` (patch centre, pixel-centre
+    coords; ``moving(x + dx, y + dy)`` shows ``template(x, y)``) for the patches inside ``mask`` whose
+    correlation peak is distinct."""
+    import cv2
+
+    height, width = template.shape
+    size = max(16, min(width // 4, height // 2) // 2 * 2)
+    window = cv2.createHanningWindow((size, size), cv2.CV_32F)
+    rows = []
+    for y0 in np.linspace(0, height - size, 3).round().astype(int):
+        for x0 in np.linspace(0, width - size, 5).round().astype(int):
+            if mask[y0 : y0 + size, x0 : x0 + size].mean() < 0.9:
+                continue
+            (dx, dy), response = cv2.phaseCorrelate(
+                template[y0 : y0 + size, x0 : x0 + size], moving[y0 : y0 + size, x0 : x0 + size], window
+            )
+            if response < _PATCH_RESPONSE or max(abs(dx), abs(dy)) >= size / 4:
+                continue
+            # phase correlation is biased towards whole pixels: refine the shift by ECC (translation only,
+            # well conditioned on a distinct patch), and drop the patch if the two disagree by a pixel
+            warp = np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]], np.float32)
+            try:
+                _, warp = cv2.findTransformECC(
+                    template[y0 : y0 + size, x0 : x0 + size], moving[y0 : y0 + size, x0 : x0 + size], warp,
+                    cv2.MOTION_TRANSLATION, (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 50, 1e-4), None, 1,
+                )  # fmt: skip
+            except cv2.error:
+                continue
+            ex, ey = float(warp[0, 2]), float(warp[1, 2])
+            if max(abs(ex - dx), abs(ey - dy)) < 1.0:
+                rows.append((x0 + (size - 1) / 2, y0 + (size - 1) / 2, ex, ey))
+    return np.array(rows, np.float64).reshape(-1, 4)
+
+
+def _fit_axis(position: np.ndarray, shift: np.ndarray, extent: float) -> tuple[float, float] | None:
+    """``shift = a * position + b`` by least squares with one pass of outlier rejection (0.5 px); the slope is
+    left at 0 when the positions span less than a third of ``extent`` (a scale would be a guess)."""
+    keep = np.ones(position.size, bool)
+    for _ in range(2):
+        if keep.sum() < 2:
+            return None
+        if np.ptp(position[keep]) < extent / 3:
+            a, b = 0.0, float(np.median(shift[keep]))
+        else:
+            a, b = (float(v) for v in np.polyfit(position[keep], shift[keep], 1))
+        keep = np.abs(shift - (a * position + b)) <= 0.5
+    if keep.sum() < 2:
+        return None
+    return a, b
+
+
+def _register_patches(template: np.ndarray, moving: np.ndarray, mask: np.ndarray) -> np.ndarray | None:
+    """Scale and shift per axis taking ``template`` onto ``moving`` (3x3, pixel-centre coords, template ->
+    moving), from local phase-correlation shifts, in two rounds (the second on ``moving`` brought back by the
+    first). ``None`` when fewer than four patches are distinct (smooth pictures locate nothing).
+
+    Local shifts of distinct patches, fitted robustly, replace an affine ECC: on smooth pictures (skies,
+    gradients) ECC converges to pixel-sized errors with almost no gain in correlation, while flat patches here
+    simply do not vote.
+    """
+    import cv2
+
+    height, width = template.shape
+    total = np.eye(3)
+    for round_ in range(2):
+        current = moving
+        if round_:
+            current = cv2.warpAffine(
+                moving, total[:2].astype(np.float32), (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+            )
+        rows = _patch_shifts(template, current, mask)
+        if len(rows) < 4:
+            return None
+        fx = _fit_axis(rows[:, 0], rows[:, 2], width)
+        fy = _fit_axis(rows[:, 1], rows[:, 3], height)
+        if fx is None or fy is None:
+            return None
+        step = np.array([[1.0 + fx[0], 0.0, fx[1]], [0.0, 1.0 + fy[0], fy[1]], [0.0, 0.0, 1.0]])
+        total = total @ step
+    return total
 
 
 def refine_spatial(
@@ -1152,8 +1237,9 @@ def refine_spatial(
 
     ``frame_pairs``: ``(hdr_luma (H, W), sdr_luma (Hs, Ws))`` float32 Y' (PQ BT.2020 Y' and BT.709 Y', any
     monotonic encoding works). The HDR active picture (reduced to at most ``work_width`` px) is registered
-    against the SDR frame warped by the current geometry, with an affine ECC (Evangelidis & Psarakis 2008) on
-    band-passed rank images; pairs that disagree with the others are dropped and the rest combined by their
+    against the SDR frame warped by the current geometry, by the local shifts of distinct patches of band-passed
+    rank images (:func:`_register_patches`; the reported correlation is the ECC coefficient of Evangelidis &
+    Psarakis 2008 after registration); pairs that disagree with the others are dropped and the rest combined by their
     median. When the registration agrees with the black-bar geometry at the picture corners within 0.75 work-grid
     pixels (at least 0.75 HDR px), the exact black-bar geometry is kept; otherwise the registered scale and
     shift are used and a reason is recorded when the two differ by more than two work-grid pixels.
@@ -1201,23 +1287,19 @@ def refine_spatial(
         mask = cv2.erode(usable.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
         if mask.sum() < 0.2 * mask.size or template.std() < MIN_CONTRAST or warped[mask].std() < MIN_CONTRAST:
             return None
-        t_rank = _band(_rank_image(template), mask)
-        w_rank = _band(_rank_image(warped, mask), mask)
-        warp = np.eye(2, 3, dtype=np.float32)
-        try:
-            cc, warp = cv2.findTransformECC(
-                t_rank,
-                w_rank,
-                warp,
-                cv2.MOTION_AFFINE,
-                (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 200, 1e-6),
-                mask.astype(np.uint8),
-                5,
-            )
-        except cv2.error:
+        t_rank = _rank_image(template)
+        w_rank = _rank_image(warped, mask)
+        residual = _register_patches(_band(t_rank, mask, fine=True), _band(w_rank, mask, fine=True), mask)
+        if residual is None:
             return None
+        # the correlation after registration, on the wide band (the scale the confidence mapping expects)
+        t_wide, w_wide = _band(t_rank, mask), _band(w_rank, mask)
+        moved = cv2.warpAffine(
+            w_wide, residual[:2].astype(np.float32), (ww, wh), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+        )
+        cc = cv2.computeECC(t_wide, moved, mask.astype(np.uint8))
         # true HDR -> SDR (edge coords) = initial HDR->SDR after the residual warp found on the work grid
-        residual = centre @ _affine3(warp.astype(np.float64)) @ np.linalg.inv(centre)
+        residual = centre @ residual @ np.linalg.inv(centre)
         hdr_to_work = np.linalg.inv(work_to_hdr)
         return hdr_to_sdr @ work_to_hdr @ residual @ hdr_to_work, float(cc)
 

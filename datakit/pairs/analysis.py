@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ThumbnailCollector", "Thumbnails", "decode_thumbnails", "merge_windows", "profile_step"]
+__all__ = ["FrameSummarizer", "ThumbnailCollector", "Thumbnails", "decode_thumbnails", "merge_windows", "profile_step"]
 
 BgrCallback = Callable[[int, float, np.ndarray], None]
 """``on_bgr(index, time, bgr_uint8)``: called for every decoded frame with its BGR thumbnail."""
@@ -107,7 +107,7 @@ def whole_factor_width(frame_width: int, target: int) -> int:
     return max(1, frame_width // factor)
 
 
-class _FrameSummarizer:
+class FrameSummarizer:
     """The per-frame work of the analysis pass, touching each full-resolution plane once.
 
     The Y' code plane is area-reduced by a whole factor to a base grid about 256 px wide (by halvings,
@@ -234,7 +234,7 @@ class ThumbnailCollector:
         self.keep_bgr = keep_bgr and bgr_width is not None
         self.profile_step = max(1, int(profile_step))
         bgr_w = bgr_width if bgr_width is not None else (256 if on_bgr is not None else None)
-        self._summarize = _FrameSummarizer(reader, luma_width, bgr_w)
+        self._summarize = FrameSummarizer(reader, luma_width, bgr_w)
         self.indices: list[int] = []
         self.times: list[float] = []
         self.lumas: list[np.ndarray] = []

@@ -248,6 +248,7 @@ def _produce_clips(
     """Gate each clip on what is cheap (thumbnails, local cut check), fetch its frames (kept, or decoded again
     by seeking) and queue its conversion."""
     from datakit.pairs import gates
+    from datakit.pairs.analysis import FrameSummarizer, whole_factor_width
     from datakit.pairs.scenes import has_cut
 
     recipe, rejected, alignment, info_sdr, thumbs_sdr = (
@@ -257,6 +258,10 @@ def _produce_clips(
     margin = clips_cfg["margin"] + 1
     signatures: list[np.ndarray] = []
     sdr_store, hdr_store = ctx.sdr_store, ctx.hdr_store
+    summarize = FrameSummarizer(  # the same thumbnails as a dense pass (whole-factor width for scene detection)
+        sdr_store.reader, luma_width=recipe["align"]["thumb_width"],
+        bgr_width=whole_factor_width(info_sdr.width, scenes_cfg["thumb_width"]),
+    )  # fmt: skip
     for number, clip in enumerate(sorted(clips, key=lambda c: c.frames[0])):
         sdr_frames = list(clip.frames) + list(clip.refs)
         hdr_frames = [alignment.temporal.hdr_index_for(i) for i in sdr_frames]
@@ -269,12 +274,14 @@ def _produce_clips(
         else:
             first, last = max(0, clip.frames[0] - margin), min(info_sdr.frame_count - 1, clip.frames[-1] + margin)
             window = sdr_store.get(list(range(first, last + 1)))
-            bgr = [np.ascontiguousarray(f.rgb("uint8", width=scenes_cfg["thumb_width"])[..., ::-1]) for f in window]
+            summaries = [summarize(f, profile=False) for f in window]  # the thumbnails a dense pass makes
+            bgr = [bgr for _, bgr, _ in summaries]
             if has_cut(bgr, info_sdr.fps, detector=scenes_cfg["detector"], threshold=scenes_cfg["threshold"]):
                 rejected["crosses_cut"] += 1
                 continue
             by_index = {f.index: f for f in window}
-            luma = np.stack([by_index[i].luma(width=recipe["align"]["thumb_width"]) for i in clip.frames])
+            luma_of = {f.index: luma for f, (luma, _, _) in zip(window, summaries, strict=True)}
+            luma = np.stack([luma_of[i] for i in clip.frames])
             sdr_decoded = [by_index[i] if i in by_index else sdr_store.get([i])[0] for i in sdr_frames]
         reason = (gates_cfg["reject_black"] and gates.is_black(luma, max_mean=gates_cfg["black_max_mean"])) or (
             gates_cfg["reject_static"] and gates.is_static(luma, min_motion=gates_cfg["static_min_motion"])
@@ -382,7 +389,7 @@ def _render_clip(ctx: _RenderContext, job: _ClipJob) -> tuple[str | None, list[S
         for k in members:
             x, y, w, h = boxes[k]
             cut = (slice(None), slice(y - ry, y - ry + h), slice(x - rx, x - rx + w))
-            tiles[k] = (np.ascontiguousarray(sdr_region[cut]), np.ascontiguousarray(hdr_region[cut]))
+            tiles[k] = (sdr_region[cut], hdr_region[cut])  # views: hashed and laid out for Blosc2 without a copy
     times = [f.time for f in sdr_decoded]
     samples = [
         Sample(
