@@ -210,6 +210,6 @@ def test_gil_free_compression_matches_python_blosc2(monkeypatch):
     monkeypatch.setattr(blosc, "_library", None)
     monkeypatch.setattr(blosc, "_loaded", True)
     slow = blosc.compress_bytes(data, typesize=2, blocksize=16 * 96 * 3 * 2 * 3, clevel=5)
-    assert len(fast) == len(slow) < data.nbytes / 2
+    assert len(fast) == len(slow) < 0.7 * data.nbytes
     for chunk in (fast, slow):
         assert np.array_equal(np.frombuffer(blosc2.decompress2(chunk), np.uint16), data.ravel())
