@@ -94,8 +94,9 @@ def content_hash(sdr: np.ndarray, hdr: np.ndarray, algorithm: str = CONTENT_HASH
 
     XXH3-128 by default: a content hash detects damage and tells two builds apart, for which a non-cryptographic
     128-bit hash is enough, and it runs about 8x faster than sha256 here (the sparse protocols hash gigabytes of
-    overlapping tiles). ``algorithm="sha256"`` gives the bare hex digest that schema 1 manifests hold. Arrays
-    that are views into a larger frame are hashed row by row, without a copy.
+    overlapping tiles). ``algorithm="sha256"`` gives the bare hex digest of manifests written before the
+    algorithm was named (they still verify). Arrays that are views into a larger frame are hashed row by row,
+    without a copy.
     """
     if algorithm == "sha256":
         digest: Any = hashlib.sha256()
