@@ -193,6 +193,7 @@ def test_content_hash_names_its_algorithm_and_ignores_layout():
     assert not hash_matches(sdr, changed, value) and not hash_matches(sdr, changed, legacy)
     with pytest.raises(StoreError):
         content_hash(sdr, crop, "md5")
+    assert not hash_matches(sdr, crop, "md5:" + "0" * 32)  # a damaged record is reported, not a crash
 
 
 def test_gil_free_compression_matches_python_blosc2(monkeypatch):
@@ -204,12 +205,16 @@ def test_gil_free_compression_matches_python_blosc2(monkeypatch):
 
     assert blosc._load() is not None  # the wheel ships the library: the fast path is the one used here
     rng = np.random.default_rng(5)
-    data = (np.add.outer(np.arange(64), np.arange(96))[None, :, :, None] * 40 + rng.integers(0, 30, (3, 64, 96, 3)))
+    data = np.add.outer(np.arange(64), np.arange(96))[None, :, :, None] * 40 + rng.integers(0, 30, (3, 64, 96, 3))
     data = data.astype(np.uint16)
-    fast = blosc.compress_bytes(data, typesize=2, blocksize=16 * 96 * 3 * 2 * 3, clevel=5)
+    params = blosc2.CParams(
+        codec=blosc2.Codec.LZ4, clevel=5, typesize=2, nthreads=1, blocksize=16 * 96 * 3 * 2 * 3,
+        filters=[blosc2.Filter.SHUFFLE], filters_meta=[0],
+    )  # fmt: skip
+    fast = blosc.compress_bytes(data, params)
     monkeypatch.setattr(blosc, "_library", None)
     monkeypatch.setattr(blosc, "_loaded", True)
-    slow = blosc.compress_bytes(data, typesize=2, blocksize=16 * 96 * 3 * 2 * 3, clevel=5)
+    slow = blosc.compress_bytes(data, params)
     assert len(fast) == len(slow) < 0.7 * data.nbytes
     for chunk in (fast, slow):
         assert np.array_equal(np.frombuffer(blosc2.decompress2(chunk), np.uint16), data.ravel())

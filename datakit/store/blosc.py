@@ -4,8 +4,8 @@ python-blosc2's ``compress2`` keeps the GIL while it compresses, so the builder'
 loop and its writer take turns with it. The same C library ships inside the python-blosc2 wheel
 (``blosc2/lib/libblosc2.so``); called through ctypes, which releases the GIL for the call, it compresses while
 Python threads go on. Calls go through the library's global context, one at a time (its own mutex, and ours
-around the settings). When the library cannot be loaded, :func:`compress_bytes` falls back to ``compress2``;
-the two produce chunks of the same size that decode to the same bytes (tested).
+around the settings). When the library cannot be loaded (or for other codecs), :func:`compress_bytes` calls
+``compress2``; the two produce chunks of the same size that decode to the same bytes (tested).
 """
 
 from __future__ import annotations
@@ -54,23 +54,20 @@ def _load() -> Any:
         return _library
 
 
-def compress_bytes(data: np.ndarray, *, typesize: int, blocksize: int, clevel: int) -> bytes:
-    """One Blosc2 chunk of the C-contiguous ``data``: LZ4 at ``clevel``, byte shuffle of ``typesize``-byte items,
-    blocks of ``blocksize`` bytes."""
+def compress_bytes(data: np.ndarray, cparams: Any) -> bytes:
+    """One Blosc2 chunk of ``data`` (made C-contiguous) with ``cparams`` (a ``blosc2.CParams``), as
+    ``blosc2.compress2`` makes it. LZ4 with byte shuffle alone (the shards' codec) takes the GIL-free path."""
+    import blosc2
+
     data = np.ascontiguousarray(data)
     lib = _load()
-    if lib is None:
-        import blosc2
-
-        params = blosc2.CParams(
-            codec=blosc2.Codec.LZ4, clevel=clevel, typesize=typesize, nthreads=1, blocksize=blocksize,
-            filters=[blosc2.Filter.SHUFFLE], filters_meta=[0],
-        )  # fmt: skip
-        return bytes(blosc2.compress2(data, cparams=params))
+    filters = [f for f in cparams.filters if f != blosc2.Filter.NOFILTER]
+    if lib is None or cparams.codec != blosc2.Codec.LZ4 or filters != [blosc2.Filter.SHUFFLE]:
+        return bytes(blosc2.compress2(data, cparams=cparams))
     dest = np.empty(data.nbytes + _MAX_OVERHEAD, np.uint8)
     with _lock:  # the settings are the library's globals
-        lib.blosc1_set_blocksize(blocksize)
-        size = lib.blosc2_compress(clevel, _BLOSC_SHUFFLE, typesize, data.ctypes.data, data.nbytes,
+        lib.blosc1_set_blocksize(cparams.blocksize)
+        size = lib.blosc2_compress(cparams.clevel, _BLOSC_SHUFFLE, cparams.typesize, data.ctypes.data, data.nbytes,
                                    dest.ctypes.data, dest.nbytes)  # fmt: skip
     if size <= 0:
         raise RuntimeError(f"Blosc2 compression failed ({size})")

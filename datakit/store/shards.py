@@ -18,6 +18,7 @@ file named ``*.h5`` in ``shards/`` is always complete.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -86,6 +87,7 @@ class Sample:
 
 
 CONTENT_HASH = "xxh3_128"  # the algorithm of new content hashes (the prefix of their value)
+_HASH_ALGORITHMS = ("xxh3_128", "sha256")
 
 
 def content_hash(sdr: np.ndarray, hdr: np.ndarray, algorithm: str = CONTENT_HASH) -> str:
@@ -107,22 +109,23 @@ def content_hash(sdr: np.ndarray, hdr: np.ndarray, algorithm: str = CONTENT_HASH
     else:
         raise StoreError(f"unknown content hash algorithm {algorithm!r}")
     for array in (sdr, hdr):
-        if array.flags.c_contiguous:
-            digest.update(array.data)  # hashed in place
-            continue
         item = array.itemsize
-        if array.ndim < 3 or array.strides[-2:] != (array.shape[-1] * item, item):
-            array = np.ascontiguousarray(array)  # not a crop of whole C-order frames
-        rows = array.reshape(*array.shape[:-2], -1)  # (..., H, W * C) views, no copy
-        for plane in rows.reshape(-1, *rows.shape[-2:]) if rows.ndim > 2 else [rows]:
-            for row in plane:  # contiguous (W * C) rows
+        if array.flags.c_contiguous or array.ndim < 3 or array.strides[-2:] != (array.shape[-1] * item, item):
+            digest.update(np.ascontiguousarray(array).data)  # in place when contiguous
+            continue
+        rows = array.reshape(-1, *array.shape[-3:-1], array.shape[-1])  # (N, H, W, C): a crop of whole frames
+        for plane in rows:
+            for row in plane:  # (W, C) rows, each contiguous
                 digest.update(row)
     return digest.hexdigest() if algorithm == "sha256" else f"{algorithm}:{digest.hexdigest()}"
 
 
 def hash_matches(sdr: np.ndarray, hdr: np.ndarray, recorded: str) -> bool:
-    """Whether the pixels hash to ``recorded``, in the algorithm it names (a bare hex digest is sha256)."""
+    """Whether the pixels hash to ``recorded``, in the algorithm it names (a bare hex digest is sha256); a
+    record naming an unknown algorithm does not match (a damaged manifest is damage to report)."""
     algorithm, _, _ = recorded.rpartition(":")
+    if (algorithm or "sha256") not in _HASH_ALGORITHMS:
+        return False
     return content_hash(sdr, hdr, algorithm or "sha256") == recorded
 
 
@@ -168,7 +171,7 @@ def compress_chunk(array: np.ndarray) -> bytes:
     # block-major order: row band by row band, each band holding that band of every frame (frames are alike,
     # so a block spanning them compresses several times better than one frame's rows)
     bands = np.ascontiguousarray(data.reshape(frames, height // block_h, block_h, width, channels).swapaxes(0, 1))
-    chunk = compress_bytes(bands, typesize=data.itemsize, blocksize=block_h * row_bytes, clevel=_CLEVEL)
+    chunk = compress_bytes(bands, dataclasses.replace(params, blocksize=block_h * row_bytes))
     frame = blosc2.empty(data.shape, dtype=data.dtype, chunks=data.shape, blocks=blocks, cparams=params)
     frame.schunk.update_chunk(0, chunk)
     return bytes(frame.to_cframe())
