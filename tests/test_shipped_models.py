@@ -105,3 +105,18 @@ def test_convert_with_a_shipped_checkpoint(tmp_path):
     assert info.content_light_level.max_cll == pytest.approx(peak, rel=0.02, abs=2)
     with av.open(str(dst)) as container:
         assert container.streams.video[0].codec_context.color_trc == 16  # SMPTE ST 2084
+
+
+def test_untrained_scoring_refuses_a_checkpoint(tmp_path, capsys):
+    """``--untrained`` scores the seeded architecture; with a checkpoint too it would silently score the trained
+    one, so the pair is refused with one line (exit 2)."""
+    from datakit.cli import main
+    from datakit.errors import ModelError
+
+    with pytest.raises(ModelError, match="no checkpoint"):
+        load_model("hdcfm", shipped_checkpoint("hdcfm"), untrained=True)
+    _, name, info = load_model("hdcfm", untrained=True)
+    assert info["untrained"] and name == model_spec("hdcfm").name
+    checkpoint = str(shipped_checkpoint("hdcfm"))
+    code = main(["eval", "--model", "hdcfm", "--checkpoint", checkpoint, "--untrained", "--data", str(tmp_path)])
+    assert code == 2 and "no checkpoint" in capsys.readouterr().err

@@ -177,7 +177,9 @@ def load_model(
     architecture at its initialization under ``torch.manual_seed(0)``: the "untrained" row of a comparison.
     """
     info: dict[str, Any] = {"checkpoint": None if checkpoint is None else os.fspath(checkpoint)}
-    if checkpoint is None and untrained:
+    if untrained:
+        if checkpoint is not None:
+            raise ModelError("--untrained scores the architecture at its initialization: give no checkpoint")
         if not name:
             raise ModelError("--untrained needs --model NAME")
         torch.manual_seed(0)

@@ -266,10 +266,12 @@ def _produce_clips(
     margin = clips_cfg["margin"] + 1
     signatures: list[np.ndarray] = []
     sdr_store, hdr_store = ctx.sdr_store, ctx.hdr_store
-    summarize = FrameSummarizer(  # the same thumbnails as a dense pass (whole-factor width for scene detection)
-        sdr_store.reader, luma_width=recipe["align"]["thumb_width"],
-        bgr_width=whole_factor_width(info_sdr.width, scenes_cfg["thumb_width"]),
-    )  # fmt: skip
+    summarize = None  # sparse strategies: the same thumbnails as a dense pass, for the frames around each clip
+    if thumbs_sdr is None:
+        summarize = FrameSummarizer(
+            sdr_store.reader, luma_width=recipe["align"]["thumb_width"],
+            bgr_width=whole_factor_width(info_sdr.width, scenes_cfg["thumb_width"]),
+        )  # fmt: skip
     for number, clip in enumerate(sorted(clips, key=lambda c: c.frames[0])):
         sdr_frames = list(clip.frames) + list(clip.refs)
         hdr_frames = [alignment.temporal.hdr_index_for(i) for i in sdr_frames]
@@ -282,15 +284,14 @@ def _produce_clips(
         else:
             first, last = max(0, clip.frames[0] - margin), min(info_sdr.frame_count - 1, clip.frames[-1] + margin)
             window = sdr_store.get(list(range(first, last + 1)))
-            summaries = [summarize(f, profile=False) for f in window]  # the thumbnails a dense pass makes
+            summaries = [summarize(f, profile=False) for f in window]
             bgr = [bgr for _, bgr, _ in summaries]
             if has_cut(bgr, info_sdr.fps, detector=scenes_cfg["detector"], threshold=scenes_cfg["threshold"]):
                 rejected["crosses_cut"] += 1
                 continue
-            by_index = {f.index: f for f in window}
-            luma_of = {f.index: luma for f, (luma, _, _) in zip(window, summaries, strict=True)}
-            luma = np.stack([luma_of[i] for i in clip.frames])
-            sdr_decoded = [by_index[i] if i in by_index else sdr_store.get([i])[0] for i in sdr_frames]
+            position = {f.index: k for k, f in enumerate(window)}
+            luma = np.stack([summaries[position[i]][0] for i in clip.frames])
+            sdr_decoded = [window[position[i]] if i in position else sdr_store.get([i])[0] for i in sdr_frames]
         reason = (gates_cfg["reject_black"] and gates.is_black(luma, max_mean=gates_cfg["black_max_mean"])) or (
             gates_cfg["reject_static"] and gates.is_static(luma, min_motion=gates_cfg["static_min_motion"])
         )

@@ -194,9 +194,9 @@ def match_keyframes(
     overall = confidence if spatial.confidence >= 0.5 else min(confidence, spatial.confidence)
     alignment = Alignment(temporal, spatial, overall, tuple(reasons) + spatial.reasons)
     # matched pairs (SDR frame, HDR keyframe) for the geometry refinement
-    sdr_for = [temporal.hdr_index_for(int(i)) for i in thumbs_sdr.indices]
+    hdr_for = [temporal.hdr_index_for(int(i)) for i in thumbs_sdr.indices]
     by_hdr = {h: k for k, h in enumerate(hdr_idx.tolist())}
-    pairs = [(j, by_hdr[h]) for j, h in enumerate(sdr_for) if h is not None and h in by_hdr]
+    pairs = [(j, by_hdr[h]) for j, h in enumerate(hdr_for) if h is not None and h in by_hdr]
     cols = np.array([j for j, _ in pairs], np.int64)
     rows = np.array([k for _, k in pairs], np.int64)
     frame_matches = FrameMatches(
