@@ -218,3 +218,23 @@ def test_gil_free_compression_matches_python_blosc2(monkeypatch):
     assert len(fast) == len(slow) < 0.7 * data.nbytes
     for chunk in (fast, slow):
         assert np.array_equal(np.frombuffer(blosc2.decompress2(chunk), np.uint16), data.ravel())
+
+
+def test_assembled_frames_equal_python_blosc2s_own(monkeypatch):
+    """Chunks compressed into a frame template are byte for byte the frames python-blosc2's to_cframe makes,
+    for compressible, incompressible and all-zero data (the last is a special chunk: to_cframe's path)."""
+    from datakit.store import shards
+
+    rng = np.random.default_rng(11)
+    arrays = []
+    for shape, dtype in (((3, 64, 32, 3), np.uint16), ((2, 48, 40, 3), np.uint8)):
+        arrays += [
+            rng.integers(0, 200, shape).astype(dtype),
+            (rng.integers(0, 3, shape) + np.arange(shape[1])[None, :, None, None]).astype(dtype),
+            np.zeros(shape, dtype),
+        ]
+    fast = [shards.compress_chunk(a) for a in arrays]
+    monkeypatch.setattr(shards, "frame_template", lambda *args: None)
+    reference = [shards.compress_chunk(a) for a in arrays]
+    assert [bytes(f) for f in fast] == reference
+    assert [isinstance(f, np.ndarray) for f in fast] == [True, True, False] * 2  # the template path was taken

@@ -73,6 +73,24 @@ def test_grid_covers_the_frame_except_small_remainders():
     assert sorted({b[1] for b in boxes}) == [0, 200, 400, 444]
 
 
+def test_cover_tiles_are_the_fewest_that_cover_the_frame():
+    """KPN-MFI's overlapping 1024 crops: 4 x 3 on a 4K frame, 2 x 2 on 1080p; every pixel covered, neighbours
+    overlapping equally, one fewer per axis would leave a gap."""
+    assert T.cover_positions(3840, 1024) == [0, 939, 1877, 2816]
+    assert T.cover_positions(2160, 1024) == [0, 568, 1136]
+    assert T.cover_tiles(1080, 1920, 1024) == [(0, 0, 1024, 1024), (896, 0, 1024, 1024), (0, 56, 1024, 1024),
+                                               (896, 56, 1024, 1024)]  # fmt: skip
+    assert T.cover_positions(1024, 1024) == [0] and T.cover_positions(1000, 1024) == []
+    for length, size in [(700, 256), (1000, 333), (2048, 1024), (2049, 1024)]:
+        starts = T.cover_positions(length, size)
+        covered = np.zeros(length, bool)
+        for s in starts:
+            covered[s : s + size] = True
+        assert covered.all() and starts[-1] + size == length and (len(starts) - 1) * size < length
+        assert np.ptp(np.diff(starts)) <= 1 if len(starts) > 2 else True
+    assert T.plan_tiles("cover", {"size": 256}, height=700, width=1000) == T.cover_tiles(700, 1000, 256)
+
+
 def test_random_tiles_inside_bounds_and_deterministic():
     boxes = T.random_tiles(270, 480, 256, 200, np.random.default_rng(7))
     assert len(boxes) == 200
@@ -111,7 +129,7 @@ def test_plan_tiles_registry_and_errors():
     assert T.plan_tiles("random", {"size": 64, "count": 3}, height=200, width=300, rng=5) == T.random_tiles(
         200, 300, 64, 3, 5
     )
-    assert set(T.TILE_STRATEGIES) == {"random", "grid", "full"}
+    assert set(T.TILE_STRATEGIES) == {"random", "grid", "cover", "full"}
     for strategy, params in (("mosaic", {}), ("grid", {"sizes": 3}), ("grid", {"size": 0}), ("random", {"count": -1})):
         with pytest.raises(RecipeError):
             T.plan_tiles(strategy, params, height=200, width=300, rng=0)

@@ -5,8 +5,11 @@ from __future__ import annotations
 from datakit.recipe import NUMBER, Key, Schema, at_least, in_range, one_of
 
 TILE_KEYS = {
-    "strategy": Key(str, "full", one_of("random", "grid", "full"), "random K crops, a grid, or whole frames"),
-    "size": Key(int, 480, at_least(16), "tile side in HDR pixels (random, grid)"),
+    "strategy": Key(
+        str, "full", one_of("random", "grid", "cover", "full"),
+        "random K crops, a grid, the fewest overlapping squares that cover the frame, or whole frames",
+    ),  # fmt: skip
+    "size": Key(int, 480, at_least(16), "tile side in HDR pixels (random, grid, cover)"),
     "count": Key(int, 4, at_least(1), "crops per clip (random)"),
     "step": Key(int, 240, at_least(1), "grid step in HDR pixels (grid)"),
     "remainder": Key(int, 48, at_least(0), "grid: add an edge-flush tile when the remainder exceeds this"),
@@ -53,7 +56,7 @@ PAIRED_SCHEMA: Schema = {
         "min_share_above_white": Key(NUMBER, 0.0, in_range(0.0, 1.0), "not_hdr below this share > 203 nits"),
     },
     "tiles.train": TILE_KEYS,
-    "tiles.test": {**TILE_KEYS, "strategy": Key(str, "full", one_of("random", "grid", "full"))},
+    "tiles.test": {**TILE_KEYS, "strategy": Key(str, "full", one_of("random", "grid", "cover", "full"))},
     "store": {
         "max_shard_mb": Key(int, 1024, at_least(1)),
         "seed": Key(int, 0, at_least(0), "random tiles are drawn from (seed, pair id, clip number)"),

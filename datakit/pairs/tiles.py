@@ -13,6 +13,10 @@ Strategies:
   ``step``, ``2 step``... as long as they fit; if the strip left uncovered after the last window is wider than
   ``remainder_threshold`` pixels, one more window is added flush with the far edge (it overlaps its
   neighbour); a narrower remainder is left out. Rows are outer, columns inner.
+- :func:`cover_tiles`: the fewest squares that cover the frame, spread evenly so that neighbours overlap
+  equally (``ceil(L / size)`` per axis). KPN-MFI's "1024 x 1024 crops with overlapping": 12 per 3840 x 2160
+  frame, where the paper's counts give 13.1 per training sample (42,608 crops of 3,241 samples) and a
+  1024/512 grid would give 28.
 - :func:`full_tile`: the whole frame.
 
 :func:`plan_tiles` selects one by name with the recipe's ``[tiles.*]`` keys.
@@ -30,6 +34,8 @@ from datakit.errors import InputError, RecipeError
 __all__ = [
     "TILE_STRATEGIES",
     "Box",
+    "cover_positions",
+    "cover_tiles",
     "crop",
     "full_tile",
     "grid_positions",
@@ -86,6 +92,27 @@ def grid_tiles(height: int, width: int, size: int, step: int, remainder_threshol
     return [(x, y, size, size) for y in ys for x in xs]
 
 
+def cover_positions(length: int, size: int) -> list[int]:
+    """Starts of the fewest windows of ``size`` that cover ``length`` pixels, evenly spread (the first flush
+    with 0, the last with the far edge, overlaps differing by at most a pixel); ``[]`` when ``size > length``."""
+    length = _int("length", length, 1)
+    size = _int("size", size, 1)
+    if size > length:
+        return []
+    count = -(-length // size)
+    if count == 1:
+        return [0]
+    return [round(i * (length - size) / (count - 1)) for i in range(count)]
+
+
+def cover_tiles(height: int, width: int, size: int) -> list[Box]:
+    """The fewest squares of ``size`` that cover the frame, overlapping evenly (see the module doc). Row-major
+    order. A frame smaller than ``size`` gets no tile (``[]``)."""
+    height, width = _frame_size(height, width)
+    ys, xs = cover_positions(height, size), cover_positions(width, size)
+    return [(x, y, size, size) for y in ys for x in xs]
+
+
 def random_tiles(
     height: int, width: int, size: int, count: int, rng: np.random.Generator | int | None = None
 ) -> list[Box]:
@@ -131,11 +158,17 @@ def _plan_grid(p: Mapping[str, Any], *, height: int, width: int, rng: np.random.
     return grid_tiles(height, width, p["size"], p["step"], p["remainder"])
 
 
+def _plan_cover(p: Mapping[str, Any], *, height: int, width: int, rng: np.random.Generator) -> list[Box]:
+    return cover_tiles(height, width, p["size"])
+
+
 def _plan_full(p: Mapping[str, Any], *, height: int, width: int, rng: np.random.Generator) -> list[Box]:
     return full_tile(height, width)
 
 
-TILE_STRATEGIES: dict[str, TilePlanner] = {"random": _plan_random, "grid": _plan_grid, "full": _plan_full}
+TILE_STRATEGIES: dict[str, TilePlanner] = {
+    "random": _plan_random, "grid": _plan_grid, "cover": _plan_cover, "full": _plan_full,
+}  # fmt: skip
 """Strategy name -> planner with the uniform signature ``(params, *, height, width, rng)``."""
 
 
@@ -147,7 +180,7 @@ def plan_tiles(
     width: int,
     rng: np.random.Generator | int | None = None,
 ) -> list[Box]:
-    """Boxes for one clip by strategy name (``"random"``, ``"grid"``, ``"full"``), with the recipe's
+    """Boxes for one clip by strategy name (``"random"``, ``"grid"``, ``"cover"``, ``"full"``), with the recipe's
     ``[tiles.*]`` keys (``size``, ``count``, ``step``, ``remainder``; a ``strategy`` key is allowed, keys the
     strategy does not use are ignored). ``height``/``width``: the HDR frame (or the part of it to tile). An
     empty list means the frame is smaller than the tile. Bad recipe values raise :class:`RecipeError`."""

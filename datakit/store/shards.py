@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from datakit.errors import StoreError
-from datakit.store.blosc import compress_bytes
+from datakit.store.blosc import compress_bytes, frame_template
 
 SCHEMA_VERSION = 1
 DEFAULT_MAX_SHARD_BYTES = 1 << 30  # uncompressed bytes per shard file before a new one is started
@@ -142,7 +142,7 @@ def shard_compression() -> dict[str, Any]:
 _BLOCK_BYTES = 512 << 10  # Blosc2 block target: bands of whole rows of every frame, about 512 kB
 
 
-def compress_chunk(array: np.ndarray) -> bytes:
+def compress_chunk(array: np.ndarray) -> bytes | np.ndarray:
     """One sample's array ``(T, H, W, C)`` compressed as the shard filter stores a chunk, for
     ``write_direct_chunk``.
 
@@ -150,8 +150,9 @@ def compress_chunk(array: np.ndarray) -> bytes:
     cframe) and decodes any valid one, whatever its block shape. Here (LZ4 level 5, byte shuffle: the parameters
     of :func:`shard_compression`) a block is a band of whole rows of every frame, as many rows as fit in about
     512 kB and divide the height; the bands are laid out in block order with one numpy copy and compressed in
-    one ``blosc2.compress2`` call (several times faster than Blosc2's array path or the filter path through
-    h5py), then wrapped in the b2nd frame. Heights without such a divisor take Blosc2's array path.
+    one Blosc2 call (several times faster than Blosc2's array path or the filter path through h5py), straight
+    into the b2nd frame's buffer (:class:`datakit.store.blosc.FrameTemplate`; a uint8 array is returned then,
+    bytes otherwise). Heights without such a divisor take Blosc2's array path.
     """
     import blosc2
 
@@ -171,7 +172,12 @@ def compress_chunk(array: np.ndarray) -> bytes:
     # block-major order: row band by row band, each band holding that band of every frame (frames are alike,
     # so a block spanning them compresses several times better than one frame's rows)
     bands = np.ascontiguousarray(data.reshape(frames, height // block_h, block_h, width, channels).swapaxes(0, 1))
-    chunk = compress_bytes(bands, dataclasses.replace(params, blocksize=block_h * row_bytes))
+    params = dataclasses.replace(params, blocksize=block_h * row_bytes)
+    template = frame_template(data.shape, data.dtype.str, blocks, _CLEVEL, params.blocksize)
+    frame_bytes = None if template is None else template.assemble(bands, params)
+    if frame_bytes is not None:
+        return frame_bytes
+    chunk = compress_bytes(bands, params)
     frame = blosc2.empty(data.shape, dtype=data.dtype, chunks=data.shape, blocks=blocks, cparams=params)
     frame.schunk.update_chunk(0, chunk)
     return bytes(frame.to_cframe())
