@@ -6,9 +6,8 @@ from datakit.recipe import NUMBER, Key, Schema, at_least, in_range, one_of
 
 TILE_KEYS = {
     "strategy": Key(
-        str, "full", one_of("random", "grid", "cover", "full"),
-        "random K crops, a grid, the fewest overlapping squares that cover the frame, or whole frames",
-    ),  # fmt: skip
+        str, "full", one_of("random", "grid", "cover", "full"), "random K crops, a grid, covering squares, or frames"
+    ),
     "size": Key(int, 480, at_least(16), "tile side in HDR pixels (random, grid, cover)"),
     "count": Key(int, 4, at_least(1), "crops per clip (random)"),
     "step": Key(int, 240, at_least(1), "grid step in HDR pixels (grid)"),
