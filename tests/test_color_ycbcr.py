@@ -274,3 +274,42 @@ def test_rgb_to_planes_fast_path_matches_numpy_reference(sub: str, siting: str) 
         for a, b in zip(fast, ref, strict=True):
             assert a.shape == b.shape and a.dtype == b.dtype == np.uint16
             assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize(("matrix", "bits", "full"), [("bt709", 8, False), ("bt2020nc", 10, False), ("bt709", 8, True)])
+def test_thumbnail_bgr_is_the_general_conversion_in_opencv_order(matrix, bits, full):
+    """The one-matrix thumbnail path gives the general converter's uint8 codes, B'G'R' order (float ties aside)."""
+    from datakit.color.ycbcr import PlaneConverter
+
+    rng = np.random.default_rng(4)
+    planes = [rng.uniform(-20, 2**bits + 20, (27, 48)).astype(np.float32) for _ in range(3)]
+    converter = PlaneConverter(matrix, bits, full)
+    general = converter(*planes, dtype="uint8")[..., ::-1]
+    fast = converter.thumbnail_bgr(*planes)
+    assert fast.dtype == np.uint8 and fast.shape == general.shape
+    difference = np.abs(fast.astype(int) - general)
+    assert difference.max() <= 1 and (difference > 0).mean() < 1e-3
+    assert fast[..., 0].mean() != fast[..., 2].mean()  # channels are not left in R'G'B' order
+
+
+_INTEGER_CASES = [(10, "uint16", "bt2020nc", False), (8, "uint8", "bt709", False), (10, "uint8", "bt2020nc", False),
+                  (8, "uint16", "bt709", True)]  # fmt: skip
+
+
+@pytest.mark.parametrize(("bits", "dtype", "matrix", "full"), _INTEGER_CASES)
+def test_integer_left_sited_420_path_rounds_the_exact_conversion(bits, dtype, matrix, full):
+    """Code planes -> uint8/uint16 R'G'B' through the integer 4:2:0 path (left siting, odd sizes) lands within
+    rounding of the float64 maths (codes -> Y'CbCr, linear chroma interpolation, BT.709/BT.2020 matrix)."""
+    from datakit.color.ycbcr import PlaneConverter, codes_to_ycbcr, upsample_chroma, ycbcr_to_rgb
+
+    rng = np.random.default_rng(bits)
+    height, width = 37, 55
+    code = np.uint16 if bits > 8 else np.uint8
+    y = rng.integers(0, 2**bits, (height, width)).astype(code)
+    u, v = (rng.integers(0, 2**bits, ((height + 1) // 2, (width + 1) // 2)).astype(code) for _ in range(2))
+    out = PlaneConverter(matrix, bits, full)(y, u, v, dtype=dtype)
+    assert out.dtype == np.dtype(dtype) and out.shape == (height, width, 3)
+    chroma = [upsample_chroma(c.astype(np.float64), "420", "left", (height, width)) for c in (u, v)]
+    ycbcr = codes_to_ycbcr(np.stack([y.astype(np.float64), *chroma], -1), bits, full)
+    exact = np.clip(ycbcr_to_rgb(ycbcr, matrix), 0, 1) * (65535 if dtype == "uint16" else 255)
+    assert np.abs(out - exact).max() <= 0.51

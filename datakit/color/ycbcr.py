@@ -375,6 +375,20 @@ class PlaneConverter:
         out -= np.float32(self._y_off / self._y_gain)
         return np.clip(out, 0.0, 1.0, out=out)
 
+    def thumbnail_bgr(self, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Same-size Y', Cb, Cr code planes (float32, e.g. area-reduced thumbnails) -> B'G'R' uint8
+        ``round(x * 255)`` saturated, in OpenCV's channel order: the maths of :meth:`__call__` as one 3 x 4
+        matrix (OpenCV ``transform``), for small pictures where the per-call work of the general path
+        dominates. Chroma siting does not apply (the planes are already on one grid)."""
+        import cv2
+
+        matrix = np.empty((3, 4), np.float32)
+        for row, i in enumerate((2, 1, 0)):  # B', G', R'
+            matrix[row] = (255.0 / self._y_gain, 255.0 * self._cb[i], 255.0 * self._cr[i], 255.0 * self._const[i])
+        out = cv2.transform(cv2.merge([y, u, v]), matrix)
+        np.clip(out, 0.0, 255.0, out=out)
+        return np.rint(out, out=out).astype(np.uint8)
+
     def _chroma_terms(self, u: np.ndarray, v: np.ndarray, scale: float) -> np.ndarray:
         """(ch, cw, 3) float32: the Cb/Cr (+ constant) part of R', G', B' at chroma resolution."""
         shape = u.shape
@@ -423,6 +437,42 @@ class PlaneConverter:
         ky = np.float32(_DOUBLED_KERNELS[self._vphase] if fy == 2 else (0.0, 1.0, 0.0))
         return cv2.sepFilter2D(near, -1, kx, ky, dst=self._buf("up", near.shape), borderType=cv2.BORDER_REPLICATE)
 
+    def _left_sited_420_codes(self, y: np.ndarray, u: np.ndarray, v: np.ndarray, scale: float) -> np.ndarray:
+        """4:2:0 with left siting (H.264/HEVC's default: chroma co-sited with even columns, between rows) to
+        uint8/uint16 output, in integers: Cb and Cr as one 2-channel plane times 8, so that the linear
+        interpolation (horizontal halves, vertical quarters: weights in eighths) stays exact in uint16; then
+        Y', Cb, Cr at full resolution through one 3 x 4 matrix (OpenCV ``transform``, rounded and saturated
+        to the output's range). About twice as fast as the float path, the same codes but for float ties."""
+        import cv2
+
+        height, width = y.shape
+        ch, cw = u.shape
+        uv = cv2.merge([u, v], dst=self._int_buf("uv", (ch, cw, 2), u.dtype))
+        uv = np.left_shift(uv, 3, out=self._int_buf("uv8", (ch, cw, 2)), dtype=np.uint16)  # exact below 14 bits
+        halves = self._int_buf("halves", (ch, cw, 2))
+        cv2.addWeighted(uv[:, :-1], 0.5, uv[:, 1:], 0.5, 0.0, dst=halves[:, :-1])  # exact: even values
+        halves[:, -1] = uv[:, -1]  # the last column: its own sample (edge replicated)
+        across = cv2.merge([uv, halves], dst=self._int_buf("across", (ch, cw, 4))).reshape(ch, 2 * cw, 2)
+        up = cv2.resize(across, (2 * cw, 2 * ch), dst=self._int_buf("up16", (2 * ch, 2 * cw, 2)),
+                        interpolation=cv2.INTER_LINEAR)  # rows at phase 0.5  # fmt: skip
+        if up.shape[:2] != (height, width):
+            up = up[:height, :width]
+        y16 = y if y.dtype == np.uint16 else np.add(y, 0, out=self._int_buf("y16", (height, width)), dtype=np.uint16)
+        yuv = cv2.merge([y16, up], dst=self._int_buf("yuv", (height, width, 3)))
+        matrix = np.empty((3, 4), np.float32)
+        for i in range(3):
+            matrix[i] = (scale / self._y_gain, scale * self._cb[i] / 8, scale * self._cr[i] / 8, scale * self._const[i])
+        out = cv2.transform(yuv, matrix)  # uint16, rounded and saturated
+        return out if scale > 255.0 else cv2.convertScaleAbs(out)  # uint8: saturated at 255
+
+    def _int_buf(self, name: str, shape: tuple[int, ...], dtype: Any = np.uint16) -> np.ndarray:
+        scratch = self._local.__dict__
+        buf = scratch.get(name)
+        if buf is None or buf.shape != shape or buf.dtype != dtype:
+            buf = np.empty(shape, dtype=dtype)
+            scratch[name] = buf
+        return buf
+
     def __call__(self, y: np.ndarray, u: np.ndarray, v: np.ndarray, dtype: str = "float32") -> np.ndarray:
         """Code planes -> R'G'B' ``(H, W, 3)``: ``y`` (H, W); ``u`` = Cb, ``v`` = Cr at full or half resolution.
 
@@ -442,6 +492,11 @@ class PlaneConverter:
         fx = 1 if cw == width else 2
         if (ch * fy < height) or (cw * fx < width) or ch * fy > height + 1 or cw * fx > width + 1:
             raise ValueError(f"chroma planes {u.shape} do not fit a {height}x{width} luma plane")
+        if (
+            dtype != "float32" and (fy, fx) == (2, 2) and (self._hphase, self._vphase) == (0.0, 0.5)
+            and y.dtype.kind == "u" and u.dtype == y.dtype and self.bit_depth <= 13
+        ):  # fmt: skip
+            return self._left_sited_420_codes(y, u, v, scale)
         full = self._upsample3(self._chroma_terms(u, v, scale), fy, fx)
         if full.shape[:2] != (height, width):
             full = np.ascontiguousarray(full[:height, :width])

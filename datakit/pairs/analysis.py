@@ -158,7 +158,7 @@ class FrameSummarizer:
             else:
                 small_u = area_reduce(u, size).astype(np.float32)
                 small_v = area_reduce(v, size).astype(np.float32)
-                bgr = np.ascontiguousarray(conv(small_y, small_u, small_v, dtype="uint8")[..., ::-1])
+                bgr = conv.thumbnail_bgr(small_y, small_u, small_v)
         return luma, bgr, profiles
 
 
