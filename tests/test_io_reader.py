@@ -211,6 +211,28 @@ def test_navigation(tmp_path: Path, ext: str, rate: Fraction) -> None:
         assert _content_index(reader.read_index(5)) == 5  # usable again after running off the end
 
 
+@pytest.mark.parametrize("threads", [1, "auto"])
+def test_reaching_a_frame_skips_the_pictures_nothing_needs(tmp_path: Path, threads: int | str) -> None:
+    """On the way to a target the decoder drops non-reference B pictures (x265, 3 B frames); every frame
+    returned is still the right one, numbered from its timestamp, and the frames after a target all come."""
+    path = tmp_path / "bframes.mp4"
+    n = 36
+    frames = [[np.full((H, W), 64 + 25 * i, np.uint16), *[np.full((H // 2, W // 2), 512, np.uint16)] * 2]
+              for i in range(n)]  # fmt: skip
+    params = "lossless=1:keyint=36:min-keyint=36:bframes=3:b-adapt=0:log-level=error"
+    _encode(path, "libx265", "yuv420p10le", frames, options={"preset": "ultrafast", "x265-params": params})
+    with VideoReader(path, threads=threads) as reader:
+        target = reader.read_index(25)
+        assert (target.index, _content_index(target)) == (25, 25)
+        assert reader.pictures_decoded < 26 - 8  # 6 groups of 1 P + 3 B: most of the 18 non-reference B skipped
+        after = [reader.read() for _ in range(6)]
+        assert [(f.index, _content_index(f)) for f in after] == [(i, i) for i in range(26, 32)]
+        assert [(f.index, _content_index(f)) for f in reader.read_at([3, 34, 12])] == [(3, 3), (34, 34), (12, 12)]
+    with VideoReader(path, threads=threads) as reader:
+        assert [_content_index(f) for f in reader] == list(range(n))  # a plain pass skips nothing
+        assert reader.pictures_decoded == n
+
+
 def test_untagged_assumptions_and_overrides(tmp_path: Path) -> None:
     sd = tmp_path / "sd.mp4"
     hd = tmp_path / "hd.mp4"

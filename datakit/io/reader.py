@@ -238,6 +238,9 @@ class VideoReader:
         self._container: Any = None
         self._stream: Any = None
         self._decoded: Iterator[Any] | None = None
+        self._skip_before: float | None = None  # see _packet_frames
+        self._renumber = False  # a picture was skipped since the last seek: frame numbers come from timestamps
+        self.pictures_decoded = 0  # pictures the decoder returned, including those passed over to reach a target
         self._pending: Frame | None = None
         self._next_index = 0
         self._start_pts = 0
@@ -287,7 +290,7 @@ class VideoReader:
         self._stream = stream
         self._time_base = Fraction(stream.time_base.numerator, stream.time_base.denominator)
         self._start_pts = stream.start_time if stream.start_time is not None else 0
-        self._decoded = self._container.decode(stream)
+        self._decoded = self._packet_frames()
         self._pending = None
         self._next_index = 0
         self._av_error = av.FFmpegError
@@ -322,6 +325,31 @@ class VideoReader:
             return float(fallback_index / self.info.fps)
         return float((av_frame.pts - self._start_pts) * self._time_base)
 
+    def _packet_frames(self) -> Iterator[Any]:
+        """Decoded pictures of the stream from the demuxer's position, packet by packet.
+
+        While the reader moves towards a target (:meth:`read_from` sets ``_skip_before``, in seconds), packets
+        that present before it are decoded with ``skip_frame = NONREF``: the decoder drops the pictures no
+        other picture predicts from (non-reference B pictures: about half of an x265 stream) and still decodes
+        those the target needs. The setting is made per packet, before it is sent (frame threads copy it when
+        the packet is submitted), so which pictures are dropped does not depend on timing. The target and
+        every picture after it decode as usual; dropped pictures are never returned.
+        """
+        context = self._stream.codec_context
+        skipping = False
+        for packet in self._container.demux(self._stream):
+            skip = (
+                self._skip_before is not None
+                and packet.pts is not None
+                and float((packet.pts - self._start_pts) * self._time_base) < self._skip_before
+            )
+            if skip != skipping:
+                context.skip_frame = "NONREF" if skip else "DEFAULT"
+                skipping = skip
+            if skip:
+                self._renumber = True
+            yield from context.decode(packet)
+
     def _decode_next(self, index_from_time: bool) -> Frame | None:
         if self._decoded is None:
             self._open()
@@ -333,8 +361,10 @@ class VideoReader:
             raise InputError(
                 f"{self.path}: decoding failed after frame {self._next_index - 1} ({error}); file damaged or truncated"
             ) from None
+        self.pictures_decoded += 1
         time = self._time(av_frame, self._next_index)
-        index = max(0, round(time * self.info.fps)) if index_from_time else self._next_index
+        from_time = index_from_time or (self._renumber and av_frame.pts is not None)
+        index = max(0, round(time * self.info.fps)) if from_time else self._next_index
         self._next_index = index + 1
         return Frame(av_frame, index, time, self._converter, self._gray)
 
@@ -447,7 +477,8 @@ class VideoReader:
             except self._av_error:
                 self._open()
                 return
-            self._decoded = self._container.decode(self._stream)
+            self._renumber = False
+            self._decoded = self._packet_frames()
             first = self._decode_next(index_from_time=True)
             if first is None or first.time <= seconds + tol:
                 self._pending = first
@@ -469,12 +500,16 @@ class VideoReader:
                 at_start = self._next_index == 0 and self._decoded is not None
             if not at_start:
                 self._open()
-        elif self._should_seek(seconds):
-            self._demuxer_seek(seconds)
-        while True:
-            frame = self.read()
-            if frame is None or frame.time >= seconds - tol:
-                return frame
+        self._skip_before = seconds - tol  # pictures before the target: only those it needs (_packet_frames)
+        try:
+            if seconds > tol and self._should_seek(seconds):
+                self._demuxer_seek(seconds)
+            while True:
+                frame = self.read()
+                if frame is None or frame.time >= seconds - tol:
+                    return frame
+        finally:
+            self._skip_before = None
 
     def seek(self, seconds: float) -> None:
         """Position so that :meth:`read` returns the first frame with ``time >= seconds`` (frame-accurate)."""
