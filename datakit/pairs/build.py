@@ -73,13 +73,17 @@ def build_pair(pair: PairSource, recipe: dict[str, Any], digest: str, out_root: 
     started = time.perf_counter()
     split = pair.split or recipe["split"]["default"]
     import cv2
+    from threadpoolctl import threadpool_limits
 
     # A pair already runs its own threads (two decoders, the passes, render threads): OpenCV's pool on top of
-    # them only adds hand-offs on small images (measured: 2-3 CPU s less per minute of 1080p without it).
+    # them only adds hand-offs on small images (measured: 2-3 CPU s less per minute of 1080p without it), and
+    # OpenBLAS's threads (numpy's and OpenCV's copies) spin between the small matrix products of the checks
+    # (perf: 7 % of a sparse build's CPU in blas_thread_server).
     opencv_threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
     try:
-        status = _build_pair(pair, recipe, digest, folder, split)
+        with threadpool_limits(limits=1, user_api="blas"):
+            status = _build_pair(pair, recipe, digest, folder, split)
     except DatakitError as error:
         status = {"state": "failed", "split": split, "error": str(error)}
         folder.publish_failure(pair.pair_id, status)

@@ -28,6 +28,7 @@ alignment of :func:`datakit.pairs.align.align_pair` (``sparse=True``), which fit
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -246,23 +247,12 @@ def snap_to_keyframes(
     return out
 
 
-def analyse_sparse(recipe: dict[str, Any], sdr_reader: Any, hdr_reader: Any, *, memory_bytes: int) -> SparseAnalysis:
-    """Plan the clips and align the pair from short windows (see the module doc)."""
-    align_cfg, clips_cfg = recipe["align"], recipe["clips"]
-    info_sdr, info_hdr = sdr_reader.info, hdr_reader.info
-    clips = plan_clips(clips_cfg["strategy"], clips_cfg, n_frames=info_sdr.frame_count, fps=info_sdr.fps)
-    margin = clips_cfg["margin"] + 1
-    context = set()
-    for clip in clips:  # the SDR frames the clip stage reads: each clip with a few frames on either side
-        context.update(range(max(0, clip.frames[0] - margin), min(info_sdr.frame_count, clip.frames[-1] + margin + 1)))
-    context.update(frames_needed(clips))
-    quarter = memory_bytes // 4
-    sdr_store = FrameStore(sdr_reader, ring_bytes=quarter, keep_bytes=quarter)
-    hdr_store = FrameStore(hdr_reader, ring_bytes=0, keep_bytes=quarter)
-    max_offset = align_cfg["max_offset_seconds"]
-
-    # 1. SDR windows, densely
-    windows = _align.sparse_windows(info_sdr.duration_seconds, count=WINDOWS, length=WINDOW_SECONDS)
+def _decode_sdr_windows(
+    sdr_reader: Any, sdr_store: FrameStore, windows: list[tuple[float, float]], context: set[int], align_cfg: Any
+) -> tuple[list[tuple[int, int]], analysis.ThumbnailCollector]:
+    """Step 1: every frame of the SDR windows, summarized; their frames wait in ``sdr_store`` (those of
+    ``context`` are kept). Returns the ``(first, last)`` frame numbers of each window and the collector."""
+    info_sdr = sdr_reader.info
     expected = sum(e - s for s, e in windows) * float(info_sdr.fps)
     collector_s = analysis.ThumbnailCollector(
         sdr_reader, luma_width=align_cfg["thumb_width"],
@@ -281,16 +271,42 @@ def analyse_sparse(recipe: dict[str, Any], sdr_reader: Any, hdr_reader: Any, *, 
             frame_windows.append((first, collector_s.indices[-1]))
     if not collector_s.count:
         raise AlignmentError(f"{sdr_reader.path}: no frame could be decoded")
-    thumbs_sdr = collector_s.snapshot(tuple(windows))
+    return frame_windows, collector_s
 
-    # 2. HDR keyframes in every range the windows can show
+
+def analyse_sparse(recipe: dict[str, Any], sdr_reader: Any, hdr_reader: Any, *, memory_bytes: int) -> SparseAnalysis:
+    """Plan the clips and align the pair from short windows (see the module doc)."""
+    align_cfg, clips_cfg = recipe["align"], recipe["clips"]
+    info_sdr, info_hdr = sdr_reader.info, hdr_reader.info
+    clips = plan_clips(clips_cfg["strategy"], clips_cfg, n_frames=info_sdr.frame_count, fps=info_sdr.fps)
+    margin = clips_cfg["margin"] + 1
+    context = set()
+    for clip in clips:  # the SDR frames the clip stage reads: each clip with a few frames on either side
+        context.update(range(max(0, clip.frames[0] - margin), min(info_sdr.frame_count, clip.frames[-1] + margin + 1)))
+    context.update(frames_needed(clips))
+    quarter = memory_bytes // 4
+    sdr_store = FrameStore(sdr_reader, ring_bytes=quarter, keep_bytes=quarter)
+    hdr_store = FrameStore(hdr_reader, ring_bytes=0, keep_bytes=quarter)
+    max_offset = align_cfg["max_offset_seconds"]
+
+    windows = _align.sparse_windows(info_sdr.duration_seconds, count=WINDOWS, length=WINDOW_SECONDS)
+
+    # 2. (in a thread, beside 1: the two streams decode at once) HDR keyframes in every range the windows can show
     hdr_ranges = _align.hdr_windows_for(windows, info_hdr.fps, info_sdr.fps, max_offset, info_hdr.duration_seconds)
     collector_h = analysis.ThumbnailCollector(hdr_reader, luma_width=align_cfg["thumb_width"], profile_step=1)
     keyframes: dict[int, Any] = {}
-    for start, end in hdr_ranges:
-        for frame in hdr_reader.keyframes(start, end):
-            if collector_h.add(frame):
-                keyframes[frame.index] = frame
+
+    def decode_keyframes() -> None:
+        for start, end in hdr_ranges:
+            for frame in hdr_reader.keyframes(start, end):
+                if collector_h.add(frame):
+                    keyframes[frame.index] = frame
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="datakit-keyframes") as pool:
+        hdr_done = pool.submit(decode_keyframes)
+        frame_windows, collector_s = _decode_sdr_windows(sdr_reader, sdr_store, windows, context, align_cfg)
+        hdr_done.result()
+    thumbs_sdr = collector_s.snapshot(tuple(windows))
 
     found = None
     if collector_h.count >= MIN_KEYFRAMES:
