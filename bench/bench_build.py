@@ -1,20 +1,23 @@
 """Wall time of `datakit build` on a 1080p demo pair, as a ratio to decoding both streams alone with PyAV.
 
-The baseline, measured in the same run (before and after the builds; the ratios use the mean): PyAV decodes
-every frame of the HDR10 and the SDR stream (``thread_type = "AUTO"``, no conversion) one after the other, the
-bound any build that looks at every frame must pay. Dense recipes (HDRTVMF1K) decode each stream once and keep
-the frames their clips need on the way; sparse ones (KPN-MFI, HDRTV1K) align from short SDR windows and HDR
-keyframes and seek to the clips, so they can beat the bound. The shipped recipes are used as they are.
-Targets (issue): dense <= 1.3, sparse < 1. Run: ``python bench/bench_build.py [--work DIR] [--seconds 60]``.
-The demo pair (``--seconds`` long, a hard cut every ``--scene-seconds``) is rendered once into ``--work`` and
-reused. A minute is the default: the sources of these datasets are minutes to hours long, and on a title
-shorter than the alignment search (10 s each way) a sparse build cannot skip anything.
+The baseline: PyAV decodes every frame of the HDR10 and the SDR stream (``thread_type = "AUTO"``, no
+conversion) one after the other, the bound any build that looks at every frame must pay. Every build runs
+between two such decodes and is compared with their mean; ``--repeats`` rounds (default 3) give a median and a
+range per recipe, since one round on a shared machine can be off by a third. Dense recipes (HDRTVMF1K) decode
+each stream once and keep the frames their clips need on the way; sparse ones (KPN-MFI, HDRTV1K) align from
+short SDR windows and HDR keyframes and seek to the clips, so they can beat the bound. The shipped recipes are
+used as they are. Targets (issue): dense <= 1.3, sparse < 1.
+Run: ``python bench/bench_build.py [--work DIR] [--seconds 60] [--repeats 3]``. The demo pair (``--seconds``
+long, a hard cut every ``--scene-seconds``) is rendered once into ``--work`` and reused. A minute is the
+default: the sources of these datasets are minutes to hours long, and on a title shorter than the alignment
+search (10 s each way) a sparse build cannot skip anything.
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -47,6 +50,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=60, help="length of the demo title")
     parser.add_argument("--scene-seconds", type=int, default=4, help="length of each scene")
     parser.add_argument("--recipes", nargs="+", default=["hdrtvmf1k", "kpnmfi", "hdrtv1k"])
+    parser.add_argument("--repeats", type=int, default=3, help="rounds of builds (the median ratio is reported)")
     args = parser.parse_args()
     work = Path(args.work)
     scenes = max(1, args.seconds // args.scene_seconds)
@@ -55,24 +59,36 @@ def main() -> None:
         preset="ultrafast", offset_frames=5,
     )  # fmt: skip
     pair = make_demo_pair(work / f"media-{args.seconds}s-{args.scene_seconds}", spec)
-    baseline, counts = timed(lambda: (decode_all(pair.hdr), decode_all(pair.sdr)))
+    decode = lambda: (decode_all(pair.hdr), decode_all(pair.sdr))  # noqa: E731
+    baseline, counts = timed(decode)
     print(f"1080p demo pair: HDR {counts[0]} frames, SDR {counts[1]} frames, keyframe every 24 frames")
     print(f"PyAV decode of both streams alone: {baseline:.2f} s ({sum(counts) / baseline:.1f} frames/s)")
-    results = []
+    print(
+        f"Each build runs between two decodes of both streams; its ratio uses their mean (the machine is shared). "
+        f"{args.repeats} rounds, recipes in turn; the median and range of each recipe's ratios:"
+    )
+    ratios: dict[str, list[float]] = {name: [] for name in args.recipes}
+    last: dict[str, tuple[float, Any]] = {}
+    for _ in range(args.repeats):
+        for name in args.recipes:
+            recipe = shipped_recipe(name)  # as shipped: the protocols' own clips and tiles
+            out = work / f"out-{name}"
+            shutil.rmtree(out, ignore_errors=True)
+            seconds, summary = timed(build_dataset, recipe, pair.hdr.parent, out, report=False)
+            after, _ = timed(decode)
+            ratios[name].append(seconds / ((baseline + after) / 2))
+            last[name] = (seconds, summary)
+            baseline = after
+    print(f"{'recipe':12s} {'x decode':>9s} {'range':>11s} {'samples':>8s}   last build")
     for name in args.recipes:
-        recipe = shipped_recipe(name)  # as shipped: the protocols' own clips and tiles
-        out = work / f"out-{name}"
-        shutil.rmtree(out, ignore_errors=True)
-        seconds, summary = timed(build_dataset, recipe, pair.hdr.parent, out, report=False)
-        results.append((name, seconds, summary))
-    again, _ = timed(lambda: (decode_all(pair.hdr), decode_all(pair.sdr)))
-    print(f"... and again after the builds: {again:.2f} s; the ratios use the mean (the machine is shared)")
-    bound = (baseline + again) / 2
-    print(f"{'recipe':12s} {'build s':>8s} {'x decode':>9s} {'samples':>8s}")
-    for name, seconds, summary in results:
+        seconds, summary = last[name]
+        values = sorted(ratios[name])
         timings = next(iter(summary["sources"].values())).get("timings", {})
         phases = ", ".join(f"{k.removesuffix('_seconds')} {v:.1f} s" for k, v in timings.items())
-        print(f"{name:12s} {seconds:8.2f} {seconds / bound:9.2f} {summary['samples']:8d}   ({phases})")
+        print(
+            f"{name:12s} {statistics.median(values):9.2f} {values[0]:5.2f}-{values[-1]:<5.2f} {summary['samples']:8d}"
+            f"   {seconds:.1f} s ({phases})"
+        )
 
 
 if __name__ == "__main__":

@@ -291,6 +291,7 @@ class VideoReader:
         self._time_base = Fraction(stream.time_base.numerator, stream.time_base.denominator)
         self._start_pts = stream.start_time if stream.start_time is not None else 0
         self._decoded = self._packet_frames()
+        self._renumber = False
         self._pending = None
         self._next_index = 0
         self._av_error = av.FFmpegError
