@@ -16,6 +16,7 @@ search (10 s each way) a sparse build cannot skip anything.
 from __future__ import annotations
 
 import argparse
+import resource
 import shutil
 import statistics
 import tempfile
@@ -38,10 +39,23 @@ def decode_all(path: Path) -> int:
         return sum(1 for _ in container.decode(stream))
 
 
+def cpu_seconds() -> float:
+    """User + system CPU time of this process and its finished children (a build may run in workers)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[float, Any]:
     start = time.perf_counter()
     result = fn(*args, **kwargs)
     return time.perf_counter() - start, result
+
+
+def cpu_timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[float, float, Any]:
+    """(wall seconds, CPU seconds, result)."""
+    cpu = cpu_seconds()
+    seconds, result = timed(fn, *args, **kwargs)
+    return seconds, cpu_seconds() - cpu, result
 
 
 def main() -> None:
@@ -60,9 +74,12 @@ def main() -> None:
     )  # fmt: skip
     pair = make_demo_pair(work / f"media-{args.seconds}s-{args.scene_seconds}", spec)
     decode = lambda: (decode_all(pair.hdr), decode_all(pair.sdr))  # noqa: E731
-    baseline, counts = timed(decode)
+    baseline, decode_cpu, counts = cpu_timed(decode)
     print(f"1080p demo pair: HDR {counts[0]} frames, SDR {counts[1]} frames, keyframe every 24 frames")
-    print(f"PyAV decode of both streams alone: {baseline:.2f} s ({sum(counts) / baseline:.1f} frames/s)")
+    print(
+        f"PyAV decode of both streams alone: {baseline:.2f} s ({sum(counts) / baseline:.1f} frames/s), "
+        f"{decode_cpu:.1f} CPU s"
+    )
     print(
         f"Each build runs between two decodes of both streams; its ratio uses their mean (the machine is shared). "
         f"{args.repeats} rounds, recipes in turn; the median and range of each recipe's ratios:"
@@ -74,20 +91,20 @@ def main() -> None:
             recipe = shipped_recipe(name)  # as shipped: the protocols' own clips and tiles
             out = work / f"out-{name}"
             shutil.rmtree(out, ignore_errors=True)
-            seconds, summary = timed(build_dataset, recipe, pair.hdr.parent, out, report=False)
+            seconds, cpu, summary = cpu_timed(build_dataset, recipe, pair.hdr.parent, out, report=False)
             after, _ = timed(decode)
             ratios[name].append(seconds / ((baseline + after) / 2))
-            last[name] = (seconds, summary)
+            last[name] = (seconds, cpu, summary)
             baseline = after
     print(f"{'recipe':12s} {'x decode':>9s} {'range':>11s} {'samples':>8s}   last build")
     for name in args.recipes:
-        seconds, summary = last[name]
+        seconds, cpu, summary = last[name]
         values = sorted(ratios[name])
         timings = next(iter(summary["sources"].values())).get("timings", {})
         phases = ", ".join(f"{k.removesuffix('_seconds')} {v:.1f} s" for k, v in timings.items())
         print(
             f"{name:12s} {statistics.median(values):9.2f} {values[0]:5.2f}-{values[-1]:<5.2f} {summary['samples']:8d}"
-            f"   {seconds:.1f} s ({phases})"
+            f"   {seconds:.1f} s, {cpu:.1f} CPU s ({phases})"
         )
 
 
