@@ -233,8 +233,15 @@ def test_assembled_frames_equal_python_blosc2s_own(monkeypatch):
             (rng.integers(0, 3, shape) + np.arange(shape[1])[None, :, None, None]).astype(dtype),
             np.zeros(shape, dtype),
         ]
+    from datakit.store import blosc
+
     fast = [shards.compress_chunk(a) for a in arrays]
+    monkeypatch.setattr(blosc, "TEMPLATE_MAX_BYTES", 1000)  # chunks above the bound are not templated
+    blosc.frame_template.cache_clear()
+    large = [shards.compress_chunk(a) for a in arrays]
+    blosc.frame_template.cache_clear()
     monkeypatch.setattr(shards, "frame_template", lambda *args: None)
     reference = [shards.compress_chunk(a) for a in arrays]
-    assert [bytes(f) for f in fast] == reference
+    assert [bytes(f) for f in fast] == reference == large
     assert [isinstance(f, np.ndarray) for f in fast] == [True, True, False] * 2  # the template path was taken
+    assert not any(isinstance(f, np.ndarray) for f in large)

@@ -95,6 +95,7 @@ def compress_bytes(data: np.ndarray, cparams: Any) -> bytes:
 # of chunk offsets and a trailer. With one chunk its offset is 0, so a frame of one shape, type, block shape
 # and codec differs from another only in the chunk and two header fields: the frame's length and the chunk's
 # compressed size, both big-endian 64-bit integers after their msgpack markers.
+TEMPLATE_MAX_BYTES = 64 << 20  # larger chunks (whole-frame test clips) take to_cframe: learning costs a few copies
 _FRAME_LENGTH = (15, 0xCF)  # offset of the msgpack marker, the marker (uint64)
 _COMPRESSED_SIZE = (38, 0xD3)  # (int64)
 
@@ -110,8 +111,9 @@ class FrameTemplate:
         """The cframe of ``data`` (laid out in block order) as a uint8 array: compressed in place after the
         header, then the header's two size fields patched. No copy of the compressed bytes. ``None`` for a
         chunk Blosc2 stores as a special value (all zeros: a 32-byte chunk the frame keeps in its index)."""
+        data = np.asarray(data)
         head, tail = len(self.header), len(self.tail)
-        out = np.empty(head + np.asarray(data).nbytes + _MAX_OVERHEAD + tail, np.uint8)
+        out = np.empty(head + data.nbytes + _MAX_OVERHEAD + tail, np.uint8)
         size = compress_into(data, cparams, out[head : head + data.nbytes + _MAX_OVERHEAD])
         if size <= _MAX_OVERHEAD:
             return None
@@ -134,8 +136,11 @@ def frame_template(
 
     params = _cparams(np.dtype(dtype).itemsize, clevel, blocksize)
     count = int(np.prod(shape))
+    if count * np.dtype(dtype).itemsize > TEMPLATE_MAX_BYTES:
+        return None
     frames = []
-    for probe in ((np.arange(count) % 251).astype(dtype), (np.arange(count) * 40503 % 65521).astype(dtype)):
+    noise = np.random.default_rng(0).integers(0, 256, count * np.dtype(dtype).itemsize, np.uint8).view(dtype)
+    for probe in (np.resize(np.arange(1, 252).astype(dtype), count), noise):
         chunk = compress_bytes(probe, params)
         array = blosc2.empty(shape, dtype=dtype, chunks=shape, blocks=blocks, cparams=params)
         array.schunk.update_chunk(0, chunk)
