@@ -450,7 +450,8 @@ class PlaneConverter:
         uv = cv2.merge([u, v], dst=self._int_buf("uv", (ch, cw, 2), u.dtype))
         uv = np.left_shift(uv, 3, out=self._int_buf("uv8", (ch, cw, 2)), dtype=np.uint16)  # exact below 14 bits
         halves = self._int_buf("halves", (ch, cw, 2))
-        cv2.addWeighted(uv[:, :-1], 0.5, uv[:, 1:], 0.5, 0.0, dst=halves[:, :-1])  # exact: even values
+        np.add(uv[:, :-1], uv[:, 1:], out=halves[:, :-1])  # midpoints: exact, the sums are even
+        np.right_shift(halves[:, :-1], 1, out=halves[:, :-1])
         halves[:, -1] = uv[:, -1]  # the last column: its own sample (edge replicated)
         across = cv2.merge([uv, halves], dst=self._int_buf("across", (ch, cw, 4))).reshape(ch, 2 * cw, 2)
         up = cv2.resize(across, (2 * cw, 2 * ch), dst=self._int_buf("up16", (2 * ch, 2 * cw, 2)),
@@ -494,7 +495,7 @@ class PlaneConverter:
             raise ValueError(f"chroma planes {u.shape} do not fit a {height}x{width} luma plane")
         if (
             dtype != "float32" and (fy, fx) == (2, 2) and (self._hphase, self._vphase) == (0.0, 0.5)
-            and y.dtype.kind == "u" and u.dtype == y.dtype and self.bit_depth <= 13
+            and y.dtype.kind == "u" and u.dtype == y.dtype and self.bit_depth <= 13 and cw >= 2
         ):  # fmt: skip
             return self._left_sited_420_codes(y, u, v, scale)
         full = self._upsample3(self._chroma_terms(u, v, scale), fy, fx)
