@@ -361,11 +361,11 @@ class PlaneConverter:
         self._const = -y_off / y_gain - (m[:, 1] + m[:, 2]) * c_off / c_gain
         self._local = threading.local()  # scratch buffers, one set per thread
 
-    def _buf(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    def _buf(self, name: str, shape: tuple[int, ...], dtype: Any = np.float32) -> np.ndarray:
         scratch = self._local.__dict__
         buf = scratch.get(name)
-        if buf is None or buf.shape != shape:
-            buf = np.empty(shape, dtype=np.float32)
+        if buf is None or buf.shape != shape or buf.dtype != dtype:
+            buf = np.empty(shape, dtype=dtype)
             scratch[name] = buf
         return buf
 
@@ -447,32 +447,26 @@ class PlaneConverter:
 
         height, width = y.shape
         ch, cw = u.shape
-        uv = cv2.merge([u, v], dst=self._int_buf("uv", (ch, cw, 2), u.dtype))
-        uv = np.left_shift(uv, 3, out=self._int_buf("uv8", (ch, cw, 2)), dtype=np.uint16)  # exact below 14 bits
-        halves = self._int_buf("halves", (ch, cw, 2))
+        uv = cv2.merge([u, v], dst=self._buf("uv", (ch, cw, 2), u.dtype))
+        uv = np.left_shift(uv, 3, out=self._buf("uv8", (ch, cw, 2), np.uint16), dtype=np.uint16)  # exact below 14 bits
+        halves = self._buf("halves", (ch, cw, 2), np.uint16)
         np.add(uv[:, :-1], uv[:, 1:], out=halves[:, :-1])  # midpoints: exact, the sums are even
         np.right_shift(halves[:, :-1], 1, out=halves[:, :-1])
         halves[:, -1] = uv[:, -1]  # the last column: its own sample (edge replicated)
-        across = cv2.merge([uv, halves], dst=self._int_buf("across", (ch, cw, 4))).reshape(ch, 2 * cw, 2)
-        up = cv2.resize(across, (2 * cw, 2 * ch), dst=self._int_buf("up16", (2 * ch, 2 * cw, 2)),
+        across = cv2.merge([uv, halves], dst=self._buf("across", (ch, cw, 4), np.uint16)).reshape(ch, 2 * cw, 2)
+        up = cv2.resize(across, (2 * cw, 2 * ch), dst=self._buf("up16", (2 * ch, 2 * cw, 2), np.uint16),
                         interpolation=cv2.INTER_LINEAR)  # rows at phase 0.5  # fmt: skip
         if up.shape[:2] != (height, width):
             up = up[:height, :width]
-        y16 = y if y.dtype == np.uint16 else np.add(y, 0, out=self._int_buf("y16", (height, width)), dtype=np.uint16)
-        yuv = cv2.merge([y16, up], dst=self._int_buf("yuv", (height, width, 3)))
+        y16 = y
+        if y.dtype != np.uint16:
+            y16 = np.add(y, 0, out=self._buf("y16", (height, width), np.uint16), dtype=np.uint16)
+        yuv = cv2.merge([y16, up], dst=self._buf("yuv", (height, width, 3), np.uint16))
         matrix = np.empty((3, 4), np.float32)
         for i in range(3):
             matrix[i] = (scale / self._y_gain, scale * self._cb[i] / 8, scale * self._cr[i] / 8, scale * self._const[i])
         out = cv2.transform(yuv, matrix)  # uint16, rounded and saturated
         return out if scale > 255.0 else cv2.convertScaleAbs(out)  # uint8: saturated at 255
-
-    def _int_buf(self, name: str, shape: tuple[int, ...], dtype: Any = np.uint16) -> np.ndarray:
-        scratch = self._local.__dict__
-        buf = scratch.get(name)
-        if buf is None or buf.shape != shape or buf.dtype != dtype:
-            buf = np.empty(shape, dtype=dtype)
-            scratch[name] = buf
-        return buf
 
     def __call__(self, y: np.ndarray, u: np.ndarray, v: np.ndarray, dtype: str = "float32") -> np.ndarray:
         """Code planes -> R'G'B' ``(H, W, 3)``: ``y`` (H, W); ``u`` = Cb, ``v`` = Cr at full or half resolution.
