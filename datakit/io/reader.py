@@ -404,7 +404,7 @@ class VideoReader:
             pts = self._pts_of(start)
             with contextlib.suppress(self._av_error):  # if the demuxer cannot seek, decode from the start
                 self._container.seek(pts, stream=self._stream, backward=True, any_frame=False)
-            self._decoded = self._container.decode(self._stream)
+            self._decoded = self._packet_frames()
         try:
             while True:
                 frame = self._decode_next(index_from_time=True)
