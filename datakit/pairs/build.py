@@ -97,6 +97,7 @@ def build_pair(pair: PairSource, recipe: dict[str, Any], digest: str, out_root: 
 def _build_pair(
     pair: PairSource, recipe: dict[str, Any], digest: str, folder: OutputFolder, split: str
 ) -> dict[str, Any]:
+    from datakit.engine import worker_threads
     from datakit.io.probe import probe, require_hdr10, require_sdr
     from datakit.io.reader import VideoReader
     from datakit.pairs.dense import analyse_dense
@@ -109,9 +110,10 @@ def _build_pair(
     clips_cfg, align_cfg = recipe["clips"], recipe["align"]
     sparse = clips_cfg["strategy"] in SPARSE_STRATEGIES
     rejected: Counter[str] = Counter()
+    threads = worker_threads()  # this worker's share of the cores (FFmpeg's "auto" takes them all, plus one)
     with (
-        VideoReader(pair.hdr, encoding="pq") as hdr_reader,
-        VideoReader(pair.sdr, encoding="sdr") as sdr_reader,
+        VideoReader(pair.hdr, encoding="pq", threads=threads) as hdr_reader,
+        VideoReader(pair.sdr, encoding="sdr", threads=threads) as sdr_reader,
     ):
         started = time.perf_counter()
         if sparse:
