@@ -233,6 +233,28 @@ def test_reaching_a_frame_skips_the_pictures_nothing_needs(tmp_path: Path, threa
         assert reader.pictures_decoded == n
 
 
+@pytest.mark.parametrize("threads", [1, "auto"])
+def test_reaching_a_frame_in_h264_with_b_frames(tmp_path: Path, threads: int | str) -> None:
+    """The same on H.264 with 3 B frames (nal_ref_idc 0 pictures dropped on the way to a target). x264 makes no B
+    frames when lossless; flat frames at CRF 10 decode to their exact codes."""
+    path = tmp_path / "bframes264.mp4"
+    n = 36
+    frames = [[np.full((H, W), 16 + 6 * i, np.uint8), *[np.full((H // 2, W // 2), 128, np.uint8)] * 2]
+              for i in range(n)]  # fmt: skip
+    params = "keyint=36:min-keyint=36:bframes=3:b-adapt=0:b-pyramid=none"
+    options = {"preset": "ultrafast", "crf": "10", "x264-params": params}
+    _encode(path, "libx264", "yuv420p", frames, tags=(1, 1, 1, 1), options=options)
+
+    def content(frame: Frame) -> int:
+        return round(float(frame.luma().mean()) * 219 / 6)
+
+    with VideoReader(path, threads=threads) as reader:
+        target = reader.read_index(25)
+        assert (target.index, content(target)) == (25, 25)
+        assert reader.pictures_decoded < 26 - 8
+        assert [(f.index, content(f)) for f in reader.read_at([26, 3, 34])] == [(26, 26), (3, 3), (34, 34)]
+
+
 def test_untagged_assumptions_and_overrides(tmp_path: Path) -> None:
     sd = tmp_path / "sd.mp4"
     hd = tmp_path / "hd.mp4"
