@@ -175,7 +175,8 @@ def test_sparse_clips_snap_to_hdr_keyframes_when_asked(keyint_pair, tmp_path):
     recipe.write_text(recipe_text)
     pairs = tmp_path / "snap" / "pairs.toml"
     pairs.write_text(f'[[pair]]\nid = "p"\nsplit = "train"\nhdr = "{keyint_pair.hdr}"\nsdr = "{keyint_pair.sdr}"\n')
-    build_dataset(recipe, pairs, tmp_path / "snap" / "out", report=False)
+    status = build_dataset(recipe, pairs, tmp_path / "snap" / "out", report=False)["sources"]["p"]
+    assert status["frames_decoded_again"]["sdr"] == 0  # the moved clips' SDR frames were kept from the windows
     snapped = read_manifest(tmp_path / "snap" / "out")
     firsts = {r["hdr_frames"][0] for r in snapped}
     assert firsts and all(h % 8 == 0 for h in firsts)  # every clip starts on a keyframe (one every 8 frames)

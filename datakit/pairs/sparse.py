@@ -247,6 +247,16 @@ def snap_to_keyframes(
     return out
 
 
+def _clip_context(clips: list[Clip], margin: int, frame_count: int) -> set[int]:
+    """The SDR frames the clip stage reads: each clip with ``margin`` frames on either side (its cut check),
+    and every frame it keeps."""
+    context: set[int] = set()
+    for clip in clips:
+        context.update(range(max(0, clip.frames[0] - margin), min(frame_count, clip.frames[-1] + margin + 1)))
+    context.update(frames_needed(clips))
+    return context
+
+
 def _decode_sdr_windows(
     sdr_reader: Any, sdr_store: FrameStore, windows: list[tuple[float, float]], context: set[int], align_cfg: Any
 ) -> tuple[list[tuple[int, int]], analysis.ThumbnailCollector]:
@@ -280,10 +290,7 @@ def analyse_sparse(recipe: dict[str, Any], sdr_reader: Any, hdr_reader: Any, *, 
     info_sdr, info_hdr = sdr_reader.info, hdr_reader.info
     clips = plan_clips(clips_cfg["strategy"], clips_cfg, n_frames=info_sdr.frame_count, fps=info_sdr.fps)
     margin = clips_cfg["margin"] + 1
-    context = set()
-    for clip in clips:  # the SDR frames the clip stage reads: each clip with a few frames on either side
-        context.update(range(max(0, clip.frames[0] - margin), min(info_sdr.frame_count, clip.frames[-1] + margin + 1)))
-    context.update(frames_needed(clips))
+    context = _clip_context(clips, margin, info_sdr.frame_count)
     quarter = memory_bytes // 4
     sdr_store = FrameStore(sdr_reader, ring_bytes=quarter, keep_bytes=quarter)
     hdr_store = FrameStore(hdr_reader, ring_bytes=0, keep_bytes=quarter)
@@ -314,13 +321,13 @@ def analyse_sparse(recipe: dict[str, Any], sdr_reader: Any, hdr_reader: Any, *, 
             collector_h.snapshot(tuple(hdr_ranges)), thumbs_sdr, frame_windows, max_offset_seconds=max_offset,
             hdr_frame_count=info_hdr.frame_count, sdr_frame_count=info_sdr.frame_count,
         )  # fmt: skip
+    matches = None
     if (
         found is None
         or found[0].temporal.confidence < align_cfg["min_confidence"]
         or not _align._one_to_one(found[0].temporal.ratio, info_hdr.fps, info_sdr.fps)
     ):
         keyframes.clear()
-        sdr_store.end_pass()
         alignment = _align.align_pair(
             hdr_reader.path, sdr_reader.path, max_offset_seconds=max_offset, sparse=True, min_confidence=None
         )
@@ -328,7 +335,16 @@ def analyse_sparse(recipe: dict[str, Any], sdr_reader: Any, hdr_reader: Any, *, 
     else:
         alignment, matches = found
         method = "keyframes"
-
+    done_with = set()  # kept SDR frames to drop once the geometry is refined
+    if clips_cfg.get("snap_to_keyframes"):  # before the ring is forgotten: the moved clips' window frames stay
+        reach = min(0.5 * float(clips_cfg["every_seconds"]), 1.0)
+        clips = snap_to_keyframes(clips, hdr_reader.keyframe_times(), alignment.temporal, info_sdr.frame_count, reach)
+        moved = _clip_context(clips, margin, info_sdr.frame_count)
+        sdr_store.want(sorted(moved))
+        done_with, context = context - moved, moved
+    if matches is None:
+        sdr_store.end_pass()
+    else:
         # 3. geometry, refined on decoded keyframe / SDR frame pairs
         def kept_lumas(picks: list[tuple[int, int]]) -> list[tuple[np.ndarray, np.ndarray]]:
             sdr = sdr_store.get([s for s, _ in picks])
@@ -338,10 +354,8 @@ def analyse_sparse(recipe: dict[str, Any], sdr_reader: Any, hdr_reader: Any, *, 
         sdr_store.end_pass()
         if alignment.temporal.confidence >= 0.25 and matches.sdr_index.size:
             alignment = _align.refine_alignment(alignment, matches, kept_lumas)
-        sdr_store.release(int(i) for i in matches.sdr_index if int(i) not in context)
-    if clips_cfg.get("snap_to_keyframes"):
-        reach = min(0.5 * float(clips_cfg["every_seconds"]), 1.0)
-        clips = snap_to_keyframes(clips, hdr_reader.keyframe_times(), alignment.temporal, info_sdr.frame_count, reach)
+        done_with.update(int(i) for i in matches.sdr_index)
+    sdr_store.release(done_with - context)
     wanted = {h for h in alignment.temporal.hdr_indices_for(frames_needed(clips)) if h is not None}
     for index, frame in keyframes.items():  # a keyframe a clip needs is already decoded
         if index in wanted:
