@@ -335,7 +335,7 @@ def analyse_sparse(recipe: dict[str, Any], sdr_reader: Any, hdr_reader: Any, *, 
     else:
         alignment, matches = found
         method = "keyframes"
-    done_with = set()  # kept SDR frames to drop once the geometry is refined
+    done_with: set[int] = set()  # kept SDR frames to drop once the geometry is refined
     if clips_cfg.get("snap_to_keyframes"):  # before the ring is forgotten: the moved clips' window frames stay
         reach = min(0.5 * float(clips_cfg["every_seconds"]), 1.0)
         clips = snap_to_keyframes(clips, hdr_reader.keyframe_times(), alignment.temporal, info_sdr.frame_count, reach)

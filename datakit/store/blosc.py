@@ -127,14 +127,14 @@ class FrameTemplate:
 
 @functools.lru_cache(maxsize=32)
 def frame_template(
-    shape: tuple[int, ...], dtype: str, blocks: tuple[int, ...], clevel: int, blocksize: int
+    shape: tuple[int, ...], dtype: str, blocks: tuple[int, ...], codec: str, clevel: int, blocksize: int
 ) -> FrameTemplate | None:
-    """The header and tail that python-blosc2 writes around one LZ4 + shuffle chunk of an N-dimensional array
+    """The header and tail that python-blosc2 writes around one shuffled ``codec`` chunk of an N-dimensional array
     (``chunks`` = ``shape``), learnt from two frames it makes of different data; ``None`` when the two do not
     differ only where :class:`FrameTemplate` patches them (another frame layout: callers use ``to_cframe``)."""
     import blosc2
 
-    params = _cparams(np.dtype(dtype).itemsize, clevel, blocksize)
+    params = shuffle_params(codec, np.dtype(dtype).itemsize, clevel, blocksize)
     count = int(np.prod(shape))
     if count * np.dtype(dtype).itemsize > TEMPLATE_MAX_BYTES:
         return None
@@ -161,10 +161,12 @@ def frame_template(
     return FrameTemplate(*parts[0])
 
 
-def _cparams(typesize: int, clevel: int, blocksize: int) -> Any:
+def shuffle_params(codec: str, typesize: int, clevel: int, blocksize: int = 0) -> Any:
+    """``blosc2.CParams`` of the shards' chunks: ``codec`` (``"lz4"``...) after a byte shuffle, one thread;
+    ``blocksize=0`` lets Blosc2 choose."""
     import blosc2
 
     return blosc2.CParams(
-        codec=blosc2.Codec.LZ4, clevel=clevel, typesize=typesize, nthreads=1, blocksize=blocksize,
+        codec=blosc2.Codec[codec.upper()], clevel=clevel, typesize=typesize, nthreads=1, blocksize=blocksize,
         filters=[blosc2.Filter.SHUFFLE], filters_meta=[0],
     )  # fmt: skip

@@ -18,7 +18,6 @@ file named ``*.h5`` in ``shards/`` is always complete.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -30,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from datakit.errors import StoreError
-from datakit.store.blosc import compress_bytes, frame_template
+from datakit.store.blosc import compress_bytes, frame_template, shuffle_params
 
 SCHEMA_VERSION = 1
 DEFAULT_MAX_SHARD_BYTES = 1 << 30  # uncompressed bytes per shard file before a new one is started
@@ -161,10 +160,7 @@ def compress_chunk(array: np.ndarray) -> bytes | np.ndarray:
     row_bytes = frames * width * channels * data.itemsize  # one row of every frame
     fit = max(1, _BLOCK_BYTES // row_bytes)
     block_h = max((d for d in range(1, min(height, fit) + 1) if height % d == 0), default=1)
-    params = blosc2.CParams(
-        codec=blosc2.Codec[_CODEC.upper()], clevel=_CLEVEL, typesize=data.itemsize, nthreads=1,
-        filters=[blosc2.Filter.SHUFFLE], filters_meta=[0],
-    )  # fmt: skip
+    params = shuffle_params(_CODEC, data.itemsize, _CLEVEL)
     blocks = (1, frames, block_h, width, channels)
     if block_h < min(height, 8):  # no usable divisor (a prime height): let Blosc2 lay the blocks out
         data = np.ascontiguousarray(data)
@@ -172,8 +168,8 @@ def compress_chunk(array: np.ndarray) -> bytes | np.ndarray:
     # block-major order: row band by row band, each band holding that band of every frame (frames are alike,
     # so a block spanning them compresses several times better than one frame's rows)
     bands = np.ascontiguousarray(data.reshape(frames, height // block_h, block_h, width, channels).swapaxes(0, 1))
-    params = dataclasses.replace(params, blocksize=block_h * row_bytes)
-    template = frame_template(data.shape, data.dtype.str, blocks, _CLEVEL, params.blocksize)
+    params = shuffle_params(_CODEC, data.itemsize, _CLEVEL, blocksize=block_h * row_bytes)
+    template = frame_template(data.shape, data.dtype.str, blocks, _CODEC, _CLEVEL, params.blocksize)
     frame_bytes = None if template is None else template.assemble(bands, params)
     if frame_bytes is not None:
         return frame_bytes
