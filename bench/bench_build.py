@@ -73,7 +73,10 @@ def main() -> None:
         preset="ultrafast", offset_frames=5,
     )  # fmt: skip
     pair = make_demo_pair(work / f"media-{args.seconds}s-{args.scene_seconds}", spec)
-    decode = lambda: (decode_all(pair.hdr), decode_all(pair.sdr))  # noqa: E731
+
+    def decode() -> tuple[int, int]:
+        return decode_all(pair.hdr), decode_all(pair.sdr)
+
     baseline, decode_cpu, counts = cpu_timed(decode)
     print(f"1080p demo pair: HDR {counts[0]} frames, SDR {counts[1]} frames, keyframe every 24 frames")
     print(
