@@ -83,3 +83,43 @@ def demo_pair_other_title(tmp_path_factory: pytest.TempPathFactory) -> DemoPair:
 
     spec = DemoSpec(sdr_size=(224, 168), seed=1, **SMALL)
     return make_demo_pair(tmp_path_factory.mktemp("demo_other_title"), spec)
+
+
+# The fault tally (issue 12): every test marked ``@pytest.mark.fault(kind)`` is one case of a fault or a bad
+# input. Its assertions are that the command gave one clear line with the right exit status and that nothing
+# already written was lost; the summary counts the cases tried and passed per kind.
+_FAULT_KINDS: dict[str, str] = {}
+_FAULT_OUTCOMES: dict[str, str] = {}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        marker = item.get_closest_marker("fault")
+        if marker is not None:
+            _FAULT_KINDS[item.nodeid] = str(marker.args[0] if marker.args else marker.kwargs.get("kind", "other"))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.nodeid not in _FAULT_KINDS:
+        return
+    if report.when == "call" or report.outcome != "passed":
+        _FAULT_OUTCOMES.setdefault(report.nodeid, report.outcome)
+        if report.outcome == "failed":
+            _FAULT_OUTCOMES[report.nodeid] = "failed"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not _FAULT_OUTCOMES:
+        return
+    kinds = sorted(set(_FAULT_KINDS[nodeid] for nodeid in _FAULT_OUTCOMES))
+    terminalreporter.section("fault tally")
+    for kind in [*kinds, None]:
+        outcomes = [o for n, o in _FAULT_OUTCOMES.items() if kind is None or _FAULT_KINDS[n] == kind]
+        passed = outcomes.count("passed")
+        failed = outcomes.count("failed")
+        skipped = outcomes.count("skipped")
+        label = kind or "all"
+        terminalreporter.write_line(
+            f"{label}: {len(outcomes)} cases tried, {passed} held (one clear line, right exit status, nothing lost), "
+            f"{failed} broke, {skipped} could not be tried here"
+        )
