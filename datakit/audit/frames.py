@@ -28,9 +28,8 @@ def audit_hdr(codes16: np.ndarray, limits: dict[str, float] | None = None) -> li
     fits = fit_lattices(codes16)
     depth = bit_depth_finding(fits, channel_lattice(codes16))
     found = [depth]
-    if depth.verdict in ("10-bit limited-range source", "8-bit source upconverted"):
-        if (gain := gain_finding(fits)) is not None:
-            found.append(gain)
+    if (gain := gain_finding(fits)) is not None:
+        found.append(gain)
     if (matrix := matrix_finding(fits)) is not None:
         found.append(matrix)
     if (legal := legal_range_finding(codes16, depth.verdict == "10-bit codes read as full range")) is not None:

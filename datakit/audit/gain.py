@@ -24,15 +24,17 @@ def gain_finding(fits: dict[str, dict[str, LatticeFit]]) -> Finding | None:
     if fit is None or fit.strength <= ON_LATTICE:
         return None
     evidence = {
-        "gain": round(fit.gain, 6), "black_offset_codes": round(fit.offset, 2), "lattice_strength": round(fit.strength, 4),
-        "lattice_step": round(fit.step, 3), "white_code": round(65535 * fit.gain + fit.offset, 1), "pixels": fit.pixels,
-    }  # fmt: skip
+        "gain": round(fit.gain, 6),
+        "black_offset_codes": round(fit.offset, 2),
+        "lattice_strength": round(fit.strength, 4),
+        "lattice_step": round(fit.step, 3),
+        "white_code": round(65535 * fit.gain + fit.offset, 1),
+        "pixels": fit.pixels,
+    }
     if abs(fit.gain - 1.0) <= GAIN_TOLERANCE:
         return Finding("gain", "no gain error", "no gain error: Y' on round((c - 64) / 876 * 65535)", fit.strength,
                        evidence)  # fmt: skip
-    where = (
-        " (swscale's rgb48le path)" if abs(fit.gain - SWSCALE_RGB48_GAIN) <= SWSCALE_TOLERANCE else ""
-    )
+    where = " (swscale's rgb48le path)" if abs(fit.gain - SWSCALE_RGB48_GAIN) <= SWSCALE_TOLERANCE else ""
     return Finding(
         "gain", "gain error",
         f"gain error: R'G'B' scaled by {fit.gain:.5f}{where}, white at {evidence['white_code']:.0f} instead of "

@@ -62,7 +62,9 @@ def audit_section(root: Path) -> str:
         return "<h2>Audit</h2><p>audit.json is unreadable.</p>"
     rows = "".join(
         f"<tr><td>{html.escape(str(kind))}</td><td>{html.escape(str(verdict))}</td><td>{int(n)}</td></tr>"
-        for kind, verdicts in summary.items() if isinstance(verdicts, dict) for verdict, n in verdicts.items()
+        for kind, verdicts in summary.items()
+        if isinstance(verdicts, dict)
+        for verdict, n in verdicts.items()
     )
     pictures = "".join(f'<img src="report/{html.escape(str(name))}">' for name in images)
     return (f"<h2>Audit of the source files</h2><table><tr><th>finding</th><th>verdict</th><th>files</th></tr>"

@@ -94,9 +94,7 @@ def _audit_video(path: Path) -> dict[str, Any]:
     from datakit.io.probe import probe
 
     info = probe(path)
-    found: list[Finding] = [
-        Finding("tags", info.kind, info.describe().splitlines()[0], 1.0, {"probe": info.to_dict()})
-    ]
+    found: list[Finding] = [Finding("tags", info.kind, info.describe().splitlines()[0], 1.0, {"probe": info.to_dict()})]
     if info.kind == "hdr10":
         light = info.content_light_level
         found.append(video_not_hdr(path, light.max_cll if light else None))

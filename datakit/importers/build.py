@@ -1,0 +1,221 @@
+"""``datakit import LAYOUT SRC --out OUT``: one HDR/SDR pair per job, audited, tiled, written as shards.
+
+Each pair: read the HDR (16-bit PQ BT.2020 R'G'B' PNG/TIFF, or an HDR10 video frame converted by
+:class:`datakit.io.reader.VideoReader` with the tagged matrix) and the SDR (8-bit BT.709 R'G'B' PNG/JPEG, or an
+SDR video frame), check them, audit the HDR codes (:mod:`datakit.audit.frames`), undo a detected gain error when
+``fix`` is set (recorded in the manifest as ``meta.fix``), gate not-HDR frames when the recipe asks, cut the
+recipe's tiles and publish the samples through :class:`datakit.store.output.OutputFolder` (the same shards,
+manifest, resume and report as ``build`` and ``synth``). Samples are one frame (``T = 1``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from datakit import __version__
+from datakit.engine import Job, run_jobs
+from datakit.errors import DatakitError, InputError
+from datakit.importers.layouts import VIDEO_SUFFIXES, ImportPair, find_pairs
+from datakit.importers.schema import IMPORT_SCHEMA
+from datakit.recipe import load_recipe, recipe_hash
+from datakit.store.output import OutputFolder
+from datakit.store.shards import Sample
+
+HISTOGRAM_FILES = 16  # HDR files re-read for the audit histograms of the report
+
+
+def import_dataset(
+    layout: str,
+    src: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    recipe_path: str | os.PathLike[str] | None = None,
+    split: str | None = None,
+    fix: bool = False,
+    workers: int = 1,
+    engine: str = "local",
+    report: bool = True,
+) -> dict[str, Any]:
+    """Import (or resume importing) ``src`` into ``out``; returns the summary."""
+    from datakit.recipes import shipped_recipe
+
+    recipe = load_recipe(recipe_path or shipped_recipe("import_hdrtv1k"), {"import": IMPORT_SCHEMA}, "import")
+    if split not in (None, "train", "test", "val"):
+        raise InputError(f"--split {split!r}: choose train, test or val")
+    pairs = find_pairs(layout, src)
+    folder = OutputFolder(out)
+    settings = {**recipe, "import": {"layout": layout, "fix": fix, "split": split}}
+    digest = recipe_hash(settings)
+    folder.claim(settings, digest)
+    jobs = [
+        Job(p.source_id, import_pair, (p, recipe, split, fix, digest, str(folder.root)))
+        for p in pairs
+        if not folder.is_done(p.source_id)
+    ]
+    results = run_jobs(jobs, workers=workers, engine=engine, desc="pairs")
+    folder.record_failures(results)
+    statuses = folder.statuses()
+    audit = _audit_summary(statuses)
+    summary = folder.finalize(
+        {
+            "recipe": recipe,
+            "recipe_hash": digest,
+            "tool_version": __version__,
+            "pair_count": len(pairs),
+            "import": settings["import"],
+            "audit": audit["summary"],
+        }
+    )
+    from datakit.audit.report import write_audit
+    from datakit.audit.run import read_codes
+
+    hdr_files = sorted({p.hdr for p in pairs if p.hdr.suffix.lower() not in VIDEO_SUFFIXES})[:HISTOGRAM_FILES]
+    frames = []
+    for path in hdr_files:
+        try:
+            codes = read_codes(path)
+        except DatakitError:
+            continue
+        if codes.dtype == np.uint16:
+            frames.append(codes)
+    write_audit(folder.root, audit, frames)
+    if report:
+        from datakit.report.html import write_report
+
+        summary["report"] = str(write_report(folder.root))
+    return summary
+
+
+def _audit_summary(statuses: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    from datakit.audit.run import summarise
+
+    files = [
+        {"file": status.get(key, source_id), "role": role, "findings": status.get(f"audit_{role}", [])}
+        for source_id, status in sorted(statuses.items())
+        for key, role in (("hdr_file", "hdr"), ("sdr_file", "sdr"))
+        if status.get(f"audit_{role}")
+    ]
+    return {"source": "import", "kind": "import", "files": files, "summary": summarise(files)}
+
+
+def read_hdr(pair: ImportPair) -> np.ndarray:
+    """uint16 PQ BT.2020 R'G'B' codes ``(H, W, 3)`` of the pair's HDR side."""
+    if pair.hdr.suffix.lower() in VIDEO_SUFFIXES:
+        from datakit.io.reader import VideoReader
+
+        with VideoReader(pair.hdr, encoding="pq", threads=1) as reader:
+            return reader.read_index(pair.hdr_frame or 0).rgb("uint16")
+    from datakit.audit.run import read_codes
+
+    codes = read_codes(pair.hdr)
+    if codes.dtype != np.uint16:
+        raise InputError(f"{pair.hdr}: {codes.dtype.itemsize * 8}-bit image where a 16-bit PQ HDR image is needed")
+    return codes
+
+
+def read_sdr(pair: ImportPair) -> np.ndarray:
+    """uint8 BT.709 R'G'B' codes ``(H, W, 3)`` of the pair's SDR side."""
+    if pair.sdr.suffix.lower() in VIDEO_SUFFIXES:
+        from datakit.io.reader import VideoReader
+
+        with VideoReader(pair.sdr, encoding="sdr", threads=1) as reader:
+            return reader.read_index(pair.sdr_frame or 0).rgb("uint8")
+    from datakit.audit.run import read_codes
+
+    codes = read_codes(pair.sdr)
+    if codes.dtype != np.uint8:
+        raise InputError(f"{pair.sdr}: 16-bit SDR image; SDR must be 8-bit BT.709 (PNG or JPEG)")
+    return codes
+
+
+def import_pair(
+    pair: ImportPair, recipe: dict[str, Any], split_override: str | None, fix: bool, digest: str, out_root: str
+) -> dict[str, Any]:
+    """Read, audit, (fix,) tile and publish one pair; returns its status."""
+    folder = OutputFolder(out_root)
+    folder.reset_source(pair.source_id)
+    started = time.perf_counter()
+    split = split_override or pair.split or recipe["split"]["default"]
+    try:
+        samples, status = _samples(pair, recipe, split, fix)
+        records = []
+        with folder.writer(pair.source_id, max_bytes=recipe["store"]["max_shard_mb"] << 20,
+                           attrs={"recipe_hash": digest}) as writer:  # fmt: skip
+            for sample in samples:
+                record = writer.add(sample, split)
+                record["recipe_hash"] = digest
+                records.append(record)
+    except DatakitError as error:
+        status = {"state": "failed", "split": split, "error": str(error)}
+        folder.publish_failure(pair.source_id, status)
+        return {**status, "source_id": pair.source_id}
+    status.update(state="done", split=split, seconds=round(time.perf_counter() - started, 2))
+    folder.publish_source(pair.source_id, records, status)
+    return {**status, "source_id": pair.source_id, "samples": len(records)}
+
+
+def _samples(pair: ImportPair, recipe: dict[str, Any], split: str, fix: bool) -> tuple[list[Sample], dict[str, Any]]:
+    from datakit.audit.frames import audit_hdr, audit_sdr, fix_of
+    from datakit.audit.gain import fix_gain
+    from datakit.pairs import gates
+    from datakit.pairs.tiles import plan_tiles
+
+    hdr, sdr = read_hdr(pair), read_sdr(pair)
+    if hdr.shape != sdr.shape:
+        raise InputError(
+            f"{pair.source_id}: HDR {hdr.shape[1]}x{hdr.shape[0]} and SDR {sdr.shape[1]}x{sdr.shape[0]} differ in size"
+        )
+    found_hdr, found_sdr = audit_hdr(hdr), audit_sdr(sdr)
+    status: dict[str, Any] = {
+        "layout_files": {"hdr": str(pair.hdr), "sdr": str(pair.sdr)},
+        "hdr_file": pair.hdr.name, "sdr_file": pair.sdr.name, "version": pair.version,
+        "audit_hdr": [f.to_dict() for f in found_hdr], "audit_sdr": [f.to_dict() for f in found_sdr],
+        "rejected": Counter(), "warnings": [f.message for f in found_hdr + found_sdr if f.problem],
+    }  # fmt: skip
+    repair = fix_of(found_hdr) if fix else None
+    if repair:
+        hdr = fix_gain(hdr, repair["gain"], repair["offset"])
+        status["fix"] = repair
+    stats = gates.hdr_stats(hdr)
+    limits = {k: recipe["gates"][k] for k in ("min_peak_nits", "min_share_above_white")}
+    if gates.is_not_hdr(stats, **limits):
+        from datakit.audit.hdr_range import describe
+
+        status["rejected"][gates.NOT_HDR] += 1
+        status["verdict"] = f"looks like SDR in a PQ container: {describe(stats)}"
+        return [], status
+    tiles = recipe["tiles"]["test" if split == "test" else "train"]
+    rng = np.random.default_rng([recipe["store"]["seed"], *pair.source_id.encode()])
+    boxes = plan_tiles(tiles["strategy"], tiles, height=hdr.shape[0], width=hdr.shape[1], rng=rng)
+    if not boxes:
+        status["rejected"]["smaller_than_tile"] += 1
+    meta_base = {
+        "import": {"hdr_file": pair.hdr.name, "sdr_file": pair.sdr.name, "hdr_frame": pair.hdr_frame,
+                   "sdr_frame": pair.sdr_frame},
+        "audit": {f.kind: f.verdict for f in found_hdr},
+        "hdr_stats": stats,
+    }  # fmt: skip
+    if pair.version:
+        meta_base["version"] = pair.version
+    if repair:
+        meta_base["fix"] = {**repair, "what": "hdr codes rescaled: round((v - offset) / gain)"}
+    samples = [
+        Sample(
+            sample_id=f"{pair.source_id}-t{k:02d}",
+            source_id=pair.source_id,
+            sdr=np.ascontiguousarray(sdr[None, y : y + h, x : x + w]),
+            hdr=np.ascontiguousarray(hdr[None, y : y + h, x : x + w]),
+            sdr_frames=[pair.sdr_frame or 0],
+            hdr_frames=[pair.hdr_frame or 0],
+            times=[0.0],
+            crop=(x, y, w, h),
+            meta=dict(meta_base),
+        )
+        for k, (x, y, w, h) in enumerate(boxes)
+    ]
+    return samples, status
