@@ -1,6 +1,6 @@
 """Declarative TOML recipes: a small schema, validated with one clear error per problem.
 
-A recipe is a TOML file with a ``[recipe]`` table (``name``, ``kind`` = ``"paired"`` or ``"synthetic"``,
+A recipe is a TOML file with a ``[recipe]`` table (``name``, ``kind`` = ``"paired"``, ``"synthetic"`` or ``"import"``,
 ``protocol`` and ``departures`` prose) and the sections that its kind's schema declares. Every key has a type,
 a default and a check; unknown keys, wrong types and impossible values raise :class:`RecipeError` naming the file,
 the section and the key. The validated recipe is a plain nested dict with every default filled in, and its
@@ -68,7 +68,7 @@ Schema = dict[str, "dict[str, Key] | Key"]  # a section is a table of keys, or o
 
 RECIPE_SECTION = {
     "name": Key(str, REQUIRED),
-    "kind": Key(str, REQUIRED, one_of("paired", "synthetic")),
+    "kind": Key(str, REQUIRED, one_of("paired", "synthetic", "import")),
     "protocol": Key(str, ""),
     "departures": Key(list, []),
 }

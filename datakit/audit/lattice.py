@@ -103,7 +103,11 @@ def fit_lattices(codes16: np.ndarray, families: tuple[str, ...] = tuple(FAMILIES
     pixels = sample_pixels(codes16)
     if len(pixels) == 0:
         return {}
-    coloured = pixels[(pixels.max(axis=1) - pixels.min(axis=1)) > MIN_CHROMA]
+    chroma = pixels.max(axis=1) - pixels.min(axis=1)
+    # the most coloured pixels tell the matrices apart best: at least MIN_CHROMA, and the top half when there
+    # are enough of them
+    limit = max(MIN_CHROMA, float(np.percentile(chroma, 50))) if np.sum(chroma > MIN_CHROMA) > 400 else MIN_CHROMA
+    coloured = pixels[chroma > limit]
     chosen = coloured if len(coloured) >= 200 else pixels
     out: dict[str, dict[str, LatticeFit]] = {family: {} for family in families}
     for matrix in MATRICES:

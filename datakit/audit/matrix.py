@@ -31,8 +31,10 @@ def matrix_finding(
         "lattice_strength": {f.matrix: round(f.strength, 4) for f in ranked},
         "coloured_pixels": top.pixels,
     }
-    confidence = 1.0 - runner.strength / top.strength
-    if confidence < 0.5:
+    # misfit 1 - R: about 0 on the lattice (16-bit rounding only); the runner-up's misfit measures how far the
+    # pixels' chroma pushed its Y' off the lattice (0.2 and more: clearly off)
+    confidence = min(1.0, max(0.0, (top.strength - runner.strength) / 0.2))
+    if confidence < 0.25:
         return Finding("matrix", "undetermined", "matrix undetermined: too few coloured pixels tell them apart",
                        confidence, evidence)  # fmt: skip
     name = NAMES[top.matrix]

@@ -22,11 +22,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
+    from datakit.audit.hdr_range import probe_note
     from datakit.io.probe import probe
 
     info = probe(args.file, count_frames=not args.no_count)
+    note = probe_note(args.file, info)  # HDR10 only: "looks like SDR in a PQ container" with the evidence, or None
     if args.json:
-        print(json.dumps(info.to_dict(), indent=2))
+        print(json.dumps({**info.to_dict(), "not_hdr": note}, indent=2))
     else:
-        print(info.summary())
+        print(info.summary() + (f"\n  warning: {note}" if note else ""))
     return 0

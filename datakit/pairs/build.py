@@ -97,6 +97,7 @@ def build_pair(pair: PairSource, recipe: dict[str, Any], digest: str, out_root: 
 def _build_pair(
     pair: PairSource, recipe: dict[str, Any], digest: str, folder: OutputFolder, split: str
 ) -> dict[str, Any]:
+    from datakit.audit.hdr_range import sdr_in_pq_status
     from datakit.engine import worker_threads
     from datakit.io.probe import probe, require_hdr10, require_sdr
     from datakit.io.reader import VideoReader
@@ -155,6 +156,7 @@ def _build_pair(
         status["frames_decoded_again"] = {"sdr": sdr_store.redecoded, "hdr": hdr_store.redecoded}
     status["rejected"] = dict(sorted(rejected.items()))
     status["clips_kept"] = len({tuple(r["sdr_frames"]) for r in records})
+    status.update(sdr_in_pq_status(status["rejected"], status["clips_kept"], pair.hdr, info_hdr))
     folder.publish_source(pair.pair_id, records, status)
     return {**status, "source_id": pair.pair_id, "samples": len(records)}
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from datakit.audit.report import audit_section
 from datakit.color.gamut import luminance_weights
 from datakit.color.transfer import st2084_eotf
 from datakit.fsutil import atomic_write_text
@@ -104,6 +105,7 @@ def write_report(root: str | os.PathLike[str], *, max_thumbnails: int = 300, pro
                 "confidence": alignment.get("confidence", ""),
                 "rejected": ", ".join(f"{k}: {v}" for k, v in status.get("rejected", {}).items()),
                 "error": status.get("error", ""),
+                "verdict": status.get("verdict", ""),
             }
         )
     per_split: dict[str, int] = defaultdict(int)
@@ -130,6 +132,7 @@ recipe hash <code>{_esc(str(summary.get("recipe_hash", ""))[:16])}</code>, datak
             [{"reason": k, "clips": v} for k, v in summary.get("rejected_by_reason", {}).items()], ["reason", "clips"]
         )
     }
+{audit_section(root)}
 <h2>HDR luminance</h2><img src="report/hdr_luminance_histogram.png">
 <h2>Clips</h2><p>Each: SDR (left) beside a viewing rendition of the HDR (right), centre frame of the clip.</p>
 {"".join(cards)}
