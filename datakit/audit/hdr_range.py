@@ -7,6 +7,7 @@ this module words their verdict with the evidence, for a frame (``datakit audit`
 
 from __future__ import annotations
 
+import inspect
 import os
 from typing import Any
 
@@ -15,10 +16,14 @@ import numpy as np
 from datakit.audit.findings import SDR_IN_PQ, Finding
 from datakit.pairs import gates
 
-# The audit's not-HDR limits: the same numbers as the shipped paired recipes' [gates] (recipes/hdrtvmf1k.toml):
-# the robust peak (99.9th percentile of max(R,G,B)) must reach 300 cd/m^2, about 1.5x BT.2408 reference white,
-# and 0.05 % of the pixels must be brighter than that white.
-NOT_HDR_LIMITS = {"min_peak_nits": 300.0, "min_share_above_white": 0.0005}
+# The audit's not-HDR limits: the gate's own defaults (gates.is_not_hdr), which the shipped paired recipes also
+# set in their [gates]: the robust peak (99.9th percentile of max(R,G,B)) must reach 400 cd/m^2, about twice the
+# BT.2408 reference white, and 0.05 % of the pixels must be brighter than that white.
+NOT_HDR_LIMITS = {
+    name: p.default
+    for name, p in inspect.signature(gates.is_not_hdr).parameters.items()
+    if p.kind is inspect.Parameter.KEYWORD_ONLY
+}
 
 
 def describe(stats: dict[str, Any]) -> str:
