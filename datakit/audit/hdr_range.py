@@ -49,9 +49,10 @@ def video_hdr_stats(path: str | os.PathLike[str], frames: int = 8) -> tuple[dict
     from datakit.io.reader import VideoReader
 
     with VideoReader(path, encoding="pq", threads=1) as reader:
-        duration = max(reader.info.duration_seconds, 1e-3)
-        times = [float(t) for t in np.linspace(0.0, duration, frames + 2)[1:-1]]
-        decoded = reader.read_at(times)
+        info = reader.info
+        count = info.frame_count or max(1, int(info.duration_seconds * float(info.fps)))
+        indices = sorted({int(i) for i in np.linspace(0, count - 1, frames).round()})  # frames spread evenly
+        decoded = reader.read_at(indices)
         pq = np.stack([f.rgb("uint16", width=min(f.width, 480)) for f in decoded])
     return gates.hdr_stats(pq), len(decoded)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -219,3 +220,25 @@ def _samples(pair: ImportPair, recipe: dict[str, Any], split: str, fix: bool) ->
         for k, (x, y, w, h) in enumerate(boxes)
     ]
     return samples, status
+
+
+def ground_truth_warnings(data: list[str | os.PathLike[str]]) -> list[str]:
+    """Warnings for scoring on imported folders whose HDR ground truth carries an audited, unfixed error (a gain
+    error shifts PSNR: README, "Scoring imported data"); folders that are not imports give none."""
+    import json
+
+    warnings = []
+    for root in data:
+        path = Path(root) / "summary.json"
+        try:
+            summary = json.loads(path.read_text(encoding="utf-8"))
+            settings, audit = summary.get("import"), summary.get("audit") or {}
+            gain_errors = int((audit.get("gain") or {}).get("gain error", 0))
+        except (OSError, ValueError, AttributeError, TypeError):
+            continue
+        if isinstance(settings, dict) and gain_errors and not settings.get("fix"):
+            warnings.append(
+                f"{root}: {gain_errors} ground-truth HDR files carry a gain error (not fixed): PSNR against them is "
+                "shifted; import again with --fix"
+            )
+    return warnings

@@ -114,7 +114,8 @@ def evaluate(
     """Score a model (``classical`` when neither a name nor a checkpoint is given) on ``split`` of ``data``.
 
     Returns ``{"model", "checkpoint", "params", "paper_params", "split", "samples", "frames", "tile", "overlap",
-    "metrics": {psnr, ssim, sr_sim, delta_e_itp, temporal}, "per_sample": [...]}``; ``temporal`` is ``None`` when
+    "metrics": {psnr, ssim, sr_sim, delta_e_itp, temporal}, "per_sample": [...], "warnings": [...]}``
+    (``warnings``: imported ground truth with an unfixed gain error); ``temporal`` is ``None`` when
     no sample has two frames or more. ``threads``: torch threads (default: all cores). Samples are read as stored
     (uint8 / uint16) and scored frame by frame, so a 10-frame 4K clip needs little more memory than its codes.
     """
@@ -151,7 +152,10 @@ def evaluate(
     metrics: dict[str, float | None] = {k: float(np.mean(v)) for k, v in frame_scores.items()}
     metrics["temporal"] = float(np.mean(temporal)) if temporal else None
     spec = model_spec(name)
+    from datakit.importers.build import ground_truth_warnings
+
     return {
+        "warnings": ground_truth_warnings(list(data)),
         "model": name,
         "checkpoint": info.get("checkpoint"),
         "step": info.get("step"),
@@ -205,4 +209,5 @@ def format_table(result: dict[str, Any]) -> str:
         f"{result['samples']} samples ({result['frames']} frames) of split '{result['split']}' at full resolution, "
         f"{tiles}; PQ codes, uint16 round trip; SSIM data range 1.0; TC in PQ code units"
     )
+    lines.extend(f"warning: {w}" for w in result.get("warnings", []))
     return "\n".join(lines)
