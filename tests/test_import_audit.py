@@ -183,6 +183,7 @@ def test_fix_brings_swscale_frames_within_one_code(fixtures: Fixtures, tmp_path:
     assert flat_pixels > 100
 
 
+@pytest.mark.slow
 def test_import_hdrtv1k_then_train_eval_verify(fixtures: Fixtures, tmp_path: Path) -> None:
     src = fixtures.hdrtv1k("extract", tmp_path / "src")
     recipe = tmp_path / "recipe.toml"
@@ -207,6 +208,20 @@ def test_import_hdrtv1k_then_train_eval_verify(fixtures: Fixtures, tmp_path: Pat
     assert (run / "checkpoints" / "last.pt").is_file()
     scores = json.loads(datakit("eval", "--model", "classical", "--data", str(out), "--json").stdout)
     assert scores["samples"] == 1 and 10 < scores["metrics"]["psnr"] < 60
+    assert scores["warnings"] == []  # correct ground truth: nothing to warn about
+
+
+def test_eval_warns_about_an_unfixed_gain_error(tmp_path: Path) -> None:
+    from datakit.importers.build import ground_truth_warnings
+
+    for name, fix in (("unfixed", False), ("fixed", True)):
+        (tmp_path / name).mkdir()
+        summary = {"import": {"layout": "hdrtv1k", "fix": fix}, "audit": {"gain": {"gain error": 3}}}
+        (tmp_path / name / "summary.json").write_text(json.dumps(summary))
+    (tmp_path / "built").mkdir()
+    (tmp_path / "built" / "summary.json").write_text(json.dumps({"audit": {"gain": {"gain error": 3}}}))
+    warnings = ground_truth_warnings([tmp_path / n for n in ("unfixed", "fixed", "built", "missing")])
+    assert len(warnings) == 1 and "unfixed: 3 ground-truth HDR files carry a gain error" in warnings[0]
 
 
 def test_hdrtv4k_records_the_version(fixtures: Fixtures, tmp_path: Path) -> None:
