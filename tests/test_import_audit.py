@@ -135,6 +135,23 @@ def test_audit_tells_each_fixture_apart(fixtures: Fixtures) -> None:
     assert json.loads(done.stdout)["summary"]["gain"] == {"gain error": len(IMAGES)}
 
 
+def test_audit_names_the_matrix_an_sdr_frame_was_decoded_with(fixtures: Fixtures, tmp_path: Path) -> None:
+    from datakit.audit.frames import audit_sdr
+    from datakit.io.images import read_png8
+    from datakit.io.reader import VideoReader
+    from datakit.io.writer import SDRWriter
+
+    video = tmp_path / "sdr.mp4"
+    with SDRWriter(video, *SIZE, 24, preset="ultrafast", crf=12) as writer:  # H.264, tagged BT.709
+        for _ in range(2):
+            writer.write(read_png8(fixtures.root / "sdr" / "courtyard.png"))
+    for matrix, expected in ((None, "bt709"), ("bt601", "bt601")):  # as tagged, and swscale's untagged default
+        with VideoReader(video, encoding="sdr", matrix=matrix) as reader:
+            found = {f.kind: f for f in audit_sdr(reader.read().rgb("uint8"))}
+        assert found["sdr_matrix"].verdict == expected and found["sdr_matrix"].problem == (expected != "bt709")
+        assert found["sdr_range"].verdict == "full range"
+
+
 def _flat_chroma_mask(video: Path) -> np.ndarray:
     """Pixels whose 3x3 neighbourhood of chroma samples is constant: swscale's chroma interpolation and ours
     agree there, so a gain fix alone must restore them."""

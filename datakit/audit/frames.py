@@ -17,7 +17,7 @@ from datakit.audit.findings import CORRECT_BT2100, Finding
 from datakit.audit.gain import gain_finding, levels
 from datakit.audit.hdr_range import not_hdr_finding
 from datakit.audit.lattice import channel_lattice, fit_lattices
-from datakit.audit.matrix import matrix_finding
+from datakit.audit.matrix import NAMES, matrix_finding
 from datakit.audit.sdr import sdr_matrix_finding, sdr_range_finding
 from datakit.pairs import gates
 
@@ -45,7 +45,11 @@ def audit_hdr(codes16: np.ndarray, limits: dict[str, float] | None = None) -> li
 def conversion_summary(found: list[Finding]) -> Finding:
     by_kind = {f.kind: f for f in found}
     depth, gain, matrix = by_kind.get("bit_depth"), by_kind.get("gain"), by_kind.get("matrix")
-    problems = [f"{f.kind} {f.verdict}" for f in found if f.problem and f.kind != "clipping"]
+    problems = [
+        f"matrix {NAMES.get(f.verdict, f.verdict)}" if f.kind == "matrix" else f.message.split(":")[0]
+        for f in found
+        if f.problem and f.kind != "clipping"
+    ]
     correct = (
         depth is not None and depth.verdict == "10-bit limited-range source"
         and gain is not None and not gain.problem
