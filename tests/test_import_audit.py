@@ -131,6 +131,13 @@ def test_audit_tells_each_fixture_apart(fixtures: Fixtures) -> None:
         assert _finding(entry, "bit_depth")["verdict"] == "8-bit source upconverted", entry
         assert _finding(entry, "conversion")["verdict"] == "faulty"
     assert all(v.get("not_hdr") == "HDR range" for r in results.values() for v in _verdicts(r))
+    from datakit.audit.frames import audit_hdr
+    from datakit.io.reader import VideoReader
+
+    with VideoReader(fixtures.root / "city.mkv", encoding="pq", range="full") as reader:  # limited codes as full
+        found = {f.kind: f for f in audit_hdr(reader.read().rgb("uint16"))}
+    assert found["bit_depth"].verdict == "10-bit codes read as full range"
+    assert found["legal_range"].verdict == "limited-range leftovers" and found["conversion"].problem
     done = datakit("audit", str(fixtures.variants["swscale"]), "--json")
     assert json.loads(done.stdout)["summary"]["gain"] == {"gain error": len(IMAGES)}
 

@@ -35,15 +35,19 @@ def clipping_finding(codes16: np.ndarray) -> Finding:
 
 
 def legal_range_finding(codes16: np.ndarray, lattice_says_full: bool) -> Finding | None:
-    """Limited-range leftovers: black at 64/1023 and white at 940/1023 (or the lattice of 10-bit full range)."""
-    flat = np.asarray(codes16).reshape(-1)
-    low, high = (float(v) for v in np.percentile(flat[:: max(1, len(flat) // 300_000)], [0.01, 99.99]))
+    """Limited-range leftovers: 10-bit codes kept as full range. Evidence: the 1023-step lattice, or black
+    piled up at 64/1023 (4100, all three channels within 2 codes, at least 0.2 % of the pixels) with nothing
+    darker than 300 codes below it."""
+    flat = np.asarray(codes16).reshape(-1, 3)
+    sub = flat[:: max(1, len(flat) // 300_000)]
+    low, high = (float(v) for v in np.percentile(sub, [0.01, 99.99]))
+    at_legal_black = float(np.mean(np.abs(sub.astype(np.int64) - round(LEGAL_BLACK_10)).max(axis=1) <= 2))
     evidence = {"p0_01": round(low, 1), "p99_99": round(high, 1), "legal_black": round(LEGAL_BLACK_10, 1),
-                "legal_white": round(LEGAL_WHITE_10, 1)}  # fmt: skip
-    near_black = abs(low - LEGAL_BLACK_10) < 300
-    if lattice_says_full or (near_black and high <= LEGAL_WHITE_10 + 300):
+                "legal_white": round(LEGAL_WHITE_10, 1), "share_at_legal_black": round(at_legal_black, 5)}  # fmt: skip
+    piled = at_legal_black >= 0.002 and int(flat.min()) >= LEGAL_BLACK_10 - 300
+    if lattice_says_full or piled:
         return Finding("legal_range", "limited-range leftovers",
-                       f"limited-range leftovers: darkest codes near {low:.0f} (64/1023 = {LEGAL_BLACK_10:.0f}), "
-                       f"brightest near {high:.0f}: 10-bit codes were kept as full range",
-                       0.9 if lattice_says_full else 0.6, evidence, problem=True)  # fmt: skip
+                       f"limited-range leftovers: black at {low:.0f} ({at_legal_black:.2%} of pixels at 64/1023 = "
+                       f"{LEGAL_BLACK_10:.0f}), brightest near {high:.0f}: 10-bit codes were kept as full range",
+                       0.9 if lattice_says_full else 0.7, evidence, problem=True)  # fmt: skip
     return None
