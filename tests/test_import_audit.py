@@ -268,6 +268,19 @@ def test_hdrtv4k_records_the_version(fixtures: Fixtures, tmp_path: Path) -> None
     assert len(records) == 2 * len(IMAGES) and {r["split"] for r in records} == {"test"}
 
 
+def test_pairs_csv_with_hdr10_video_frames(fixtures: Fixtures, tmp_path: Path) -> None:
+    from datakit.store.output import read_manifest
+
+    table = tmp_path / "pairs.csv"
+    rows = [f"{fixtures.root / f'{n}.mkv'},{fixtures.root / 'sdr' / f'{n}.png'},test,1," for n in IMAGES[:2]]
+    table.write_text("hdr,sdr,split,hdr_frame,sdr_frame\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "out"
+    datakit("import", "pairs", str(table), "--out", str(out))
+    records = read_manifest(out)
+    assert [r["source_id"] for r in records] == ["city-f1", "courtyard-f1"]
+    assert all(r["hdr_frames"] == [1] and r["meta"]["audit"]["conversion"] == "correct" for r in records)
+
+
 def test_import_errors_are_one_line(fixtures: Fixtures, tmp_path: Path) -> None:
     import cv2
 
