@@ -1,9 +1,9 @@
 """The audit's part of ``report.html``: findings per verdict and code-value histograms (PNG).
 
-Two histograms of the audited HDR frames: the 16-bit code values (the white level shows as the last bar: 65535
-for a correct conversion, about 65282 after swscale's ``rgb48le``), and where Y' (BT.2020 weights) falls between
-two points of the 10-bit limited-range lattice ``round((c - 64) / 876 * 65535)``: a spike at 0 for a correct
-conversion, spread for a gain error or another matrix.
+Three histograms of the audited HDR frames: the 16-bit code values, the last 1024 of them (clipped white piles
+up at 65535 after a correct conversion, near 65282 after swscale's ``rgb48le``), and where Y' (BT.2020 weights)
+falls between two points of the 10-bit limited-range lattice ``round((c - 64) / 876 * 65535)``: a spike at 0 for a
+correct conversion, spread for a gain error or another matrix.
 """
 
 from __future__ import annotations
@@ -32,6 +32,11 @@ def code_histograms(frames: list[np.ndarray], pictures: Path) -> list[str]:
     histogram_png(pictures / "audit_codes.png", np.histogram(codes.reshape(-1), edges)[0], edges,
                   title="HDR R'G'B' code values (16-bit)", x_label="code value", log_x=False,
                   marks={"65282": 65282.0})  # fmt: skip
+    top = np.concatenate([f.reshape(-1) for f in frames])
+    top_edges = np.linspace(64512, 65536, 65)  # 16-code bins over the last 1024 codes: 65282 vs 65535
+    histogram_png(pictures / "audit_white.png", np.histogram(top[top >= 64512], top_edges)[0], top_edges,
+                  title="HDR code values near white (a gain error piles up below 65535)", x_label="code value",
+                  log_x=False, marks={"65282": 65282.0, "65535": 65535.0})  # fmt: skip
     y = sample_pixels(codes) @ luma_weights("bt2020nc")
     position = y / FULL * 876.0
     residual = position - np.round(position)
@@ -39,7 +44,7 @@ def code_histograms(frames: list[np.ndarray], pictures: Path) -> list[str]:
     histogram_png(pictures / "audit_lattice.png", np.histogram(residual, redges)[0], redges,
                   title="Y' (BT.2020) minus the nearest 10-bit limited-range code", x_label="10-bit codes",
                   log_x=False, marks={"0": 0.0})  # fmt: skip
-    return ["audit_codes.png", "audit_lattice.png"]
+    return ["audit_codes.png", "audit_white.png", "audit_lattice.png"]
 
 
 def write_audit(root: Path, result: dict[str, Any], frames: list[np.ndarray]) -> None:
