@@ -266,6 +266,9 @@ def test_hdrtv4k_records_the_version(fixtures: Fixtures, tmp_path: Path) -> None
     records = read_manifest(out)
     assert sorted({r["meta"]["version"] for r in records}) == ["darker", "hable"]
     assert len(records) == 2 * len(IMAGES) and {r["split"] for r in records} == {"test"}
+    audit = json.loads((out / "summary.json").read_text())["audit"]
+    assert audit["conversion"] == {"correct": len(IMAGES)}  # each HDR frame audited once, not once per version
+    assert audit["sdr_range"] == {"full range": 2 * len(IMAGES)}
 
 
 def test_pairs_csv_with_hdr10_video_frames(fixtures: Fixtures, tmp_path: Path) -> None:

@@ -82,8 +82,9 @@ def import_dataset(
             codes = read_codes(path)
         except DatakitError:
             continue
-        if codes.dtype == np.uint16:
-            frames.append(codes)
+        if codes.dtype == np.uint16:  # a strided subset is enough for a histogram (and keeps 4K frames small)
+            step = max(1, int(np.sqrt(codes.shape[0] * codes.shape[1] / 250_000)))
+            frames.append(np.ascontiguousarray(codes[::step, ::step]))
     write_audit(folder.root, audit, frames)
     if report:
         from datakit.report.html import write_report
@@ -95,12 +96,14 @@ def import_dataset(
 def _audit_summary(statuses: dict[str, dict[str, Any]]) -> dict[str, Any]:
     from datakit.audit.run import summarise
 
-    files = [
-        {"file": status.get(key, source_id), "role": role, "findings": status.get(f"audit_{role}", [])}
-        for source_id, status in sorted(statuses.items())
-        for key, role in (("hdr_file", "hdr"), ("sdr_file", "sdr"))
-        if status.get(f"audit_{role}")
-    ]
+    files, seen = [], set()
+    for source_id, status in sorted(statuses.items()):
+        for role in ("hdr", "sdr"):
+            path = (status.get("layout_files") or {}).get(role, f"{source_id}:{role}")
+            if status.get(f"audit_{role}") and path not in seen:  # an HDRTV4K HDR frame counts once
+                seen.add(path)
+                files.append({"file": status.get(f"{role}_file", source_id), "role": role,
+                              "findings": status[f"audit_{role}"]})  # fmt: skip
     return {"source": "import", "kind": "import", "files": files, "summary": summarise(files)}
 
 
