@@ -8,7 +8,6 @@ HDR side with BT.2408 reference white and 1000 cd/m^2 marked. Pictures go to ``O
 from __future__ import annotations
 
 import html
-import json
 import os
 from collections import defaultdict
 from pathlib import Path
@@ -21,7 +20,7 @@ from datakit.color.gamut import luminance_weights
 from datakit.color.transfer import st2084_eotf
 from datakit.fsutil import atomic_write_text
 from datakit.report.images import fit_width, hdr_view, histogram_png, hstack, write_png
-from datakit.store.output import read_manifest
+from datakit.store.records import check_id, read_manifest, read_summary
 from datakit.store.shards import ShardReader
 
 THUMB_WIDTH = 240
@@ -42,8 +41,7 @@ def write_report(root: str | os.PathLike[str], *, max_thumbnails: int = 300, pro
     """Write ``OUT/report.html`` (and its PNGs under ``OUT/report/``) from the manifest, summary and shards."""
     root = Path(root)
     records = read_manifest(root)
-    summary_path = root / "summary.json"
-    summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else {}
+    summary = read_summary(root)
     pictures = root / "report"
     pictures.mkdir(exist_ok=True)
 
@@ -69,7 +67,7 @@ def write_report(root: str | os.PathLike[str], *, max_thumbnails: int = 300, pro
         nits = st2084_eotf(frame_hdr[::step, ::step].astype(np.float32) / 65535.0) @ weights
         counts += np.histogram(np.clip(nits, HIST_EDGES[0], HIST_EDGES[-1]), HIST_EDGES)[0]
         sheet = hstack([fit_width(sdr[centre], THUMB_WIDTH), fit_width(hdr_view(frame_hdr), THUMB_WIDTH)])
-        name = f"{record['sample_id']}.png"
+        name = f"{check_id(record['sample_id'], 'sample id')}.png"  # a file name: the id check, again here
         write_png(pictures / name, sheet)
         meta = record.get("meta", {})
         stats = meta.get("hdr_stats", {})

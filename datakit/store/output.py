@@ -21,23 +21,21 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from datakit.errors import StoreError
 from datakit.fsutil import atomic_write_text
+from datakit.store.records import check_id, read_manifest
 from datakit.store.shards import ShardWriter
 
-_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+__all__ = ["OutputFolder", "check_source_id", "read_manifest"]
 
 
 def check_source_id(source_id: str) -> str:
-    """Source ids become file names: letters, digits, '.', '_' and '-' only."""
-    if not _SAFE_ID.match(source_id):
-        raise StoreError(f"source id {source_id!r}: use letters, digits, '.', '_' and '-' only")
-    return source_id
+    """Source ids become file names: letters, digits, '.', '_' and '-' only (:func:`datakit.store.records.check_id`)."""
+    return check_id(source_id, "source id")
 
 
 class OutputFolder:
@@ -142,18 +140,3 @@ class OutputFolder:
         atomic_write_text(self.summary, json.dumps(summary, indent=2, sort_keys=True))
         return summary
 
-
-def read_manifest(root: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The records of an output folder's manifest.jsonl."""
-    path = Path(root) / "manifest.jsonl"
-    if not path.is_file():
-        raise StoreError(f"{root}: no manifest.jsonl (not a datakit output folder, or the build did not finish)")
-    records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            raise StoreError(f"{path}:{number}: not a JSON line") from None
-    return records
