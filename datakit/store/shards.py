@@ -407,6 +407,9 @@ class ShardReader:
     :class:`StoreError` naming the shard and the sample, with the advice to run ``datakit verify``.
     """
 
+    advise_verify = True
+    """Whether a damaged-chunk error advises ``datakit verify`` (verify itself turns it off)."""
+
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._file = None
@@ -445,6 +448,8 @@ class ShardReader:
         except Exception:  # the metadata may be damaged too
             name = ""
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if not self.advise_verify:
+            return StoreError(f"{self.path}: sample {index}{name} unreadable ({first})")
         root = self.path.parent.parent.parent if self.path.parent.parent.name == "shards" else self.path.parent
         return StoreError(f"{self.path}: sample {index}{name} unreadable ({first}); run `datakit verify {root}`")
 

@@ -71,6 +71,7 @@ def verify_output(root: str | os.PathLike[str], *, progress: bool = True) -> dic
             continue
         try:
             reader = ShardReader(path)
+            reader.advise_verify = False
             count = len(reader)
             shard_split = reader.file.attrs.get("split")
         except (StoreError, OSError, KeyError) as error:
@@ -92,7 +93,7 @@ def verify_output(root: str | os.PathLike[str], *, progress: bool = True) -> dic
                 stored = reader.record(index)
                 sdr, hdr = reader.arrays(index)
             except StoreError as error:
-                problems.append(f"{record['sample_id']}: unreadable in {shard_name} ({error})")
+                problems.append(f"{record['sample_id']}: {error}")
                 continue
             if stored["sample_id"] != record["sample_id"]:
                 problems.append(f"{record['sample_id']}: {shard_name}[{index}] holds {stored['sample_id']}")
