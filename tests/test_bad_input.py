@@ -318,8 +318,9 @@ def test_damaged_chunk_message_names_shard_sample_and_verify(folder, tmp_path, c
 def test_workers_0_writes_nothing(command, folder, tmp_path, capsys):
     c = Inputs(tmp_path, folder)
     out = tmp_path / "never"
-    if command == "build":
-        argv = ["build", PAIRED, "--pairs", c.pairs("p.toml", "x"), "--out", str(out), "--workers", "0"]
+    if command == "build":  # a valid pairs file (its videos are only opened by the jobs)
+        pairs = c.pairs("p.toml", '[[pair]]\nid = "a"\nhdr = "a.mp4"\nsdr = "b.mp4"\n')
+        argv = ["build", PAIRED, "--pairs", pairs, "--out", str(out), "--workers", "0"]
     else:
         argv = ["synth", c.synth_recipe, "--images", str(HDRI), "--out", str(out), "--workers", "0"]
     one_line(capsys, run_cli(argv))

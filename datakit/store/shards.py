@@ -363,8 +363,8 @@ _PER_SAMPLE = {  # per-sample datasets: name -> (dtype kind, trailing shape give
 def check_shard_file(file: Any, path: Path) -> None:
     """The one check of a shard file's attributes and datasets, run when :class:`ShardReader` opens it.
 
-    Shards are untrusted input: the schema version; ``sdr`` uint8 and ``hdr`` uint16, both ``(N, T, H, W, 3)``
-    with one chunk per sample; every per-sample dataset present with N rows of the right kind and width; the
+    Shards are untrusted input: the schema version; ``sdr`` uint8 and ``hdr`` uint16, both ``(N, T, H, W, 3)``;
+    every per-sample dataset present with N rows of the right kind and width; the
     ``frames`` / ``height`` / ``width`` attributes equal to the arrays' shape; and every dataset chunked and
     stored in the file itself (HDF5 external storage and virtual datasets, which make a read return the bytes of
     other files, are refused). Raises :class:`StoreError` naming ``path``.
@@ -387,8 +387,6 @@ def check_shard_file(file: Any, path: Path) -> None:
         raise StoreError(f"{path}: sdr {sdr.dtype} {sdr.shape} / hdr {hdr.dtype} {hdr.shape}: expected uint8 and "
                          "uint16 arrays (N, T, H, W, 3)")  # fmt: skip
     count, t, h, w = sdr.shape[:4]
-    if sdr.chunks != (1, t, h, w, 3) or hdr.chunks != (1, t, h, w, 3):
-        raise StoreError(f"{path}: pixel arrays must be stored one chunk per sample")
     for key, value in (("frames", t), ("height", h), ("width", w)):
         stored = file.attrs.get(key, value)
         if not isinstance(stored, int | np.integer) or int(stored) != value:
