@@ -223,11 +223,13 @@ CASES = [
     bad("preview --png below a file", lambda c: ["preview", str(c.folder), "--png", str(c.a_file / "p.png")],
         "is a file, not a folder"),
     bad("preview --png not .png", lambda c: ["preview", str(c.folder), "--png", c.new("sheet.txt")], ".png"),
+    bad("demo --out is a file", lambda c: ["demo", "--out", str(c.a_file)], "is not a folder"),
     # counts
     bad("preview --n 0", lambda c: ["preview", str(c.folder), "--n", "0", "--png", c.new("p.png")], "--n 0"),
     bad("preview --n -3", lambda c: ["preview", str(c.folder), "--n", "-3", "--png", c.new("p.png")], "--n -3"),
     bad("build --workers 0", lambda c: ["build", PAIRED, "--pairs", c.pairs("p.toml", "x"), "--out", c.new(),
                                         "--workers", "0"], "--workers"),
+    bad("align --threads abc", lambda c: ["align", "a.mp4", "b.mp4", "--threads", "abc"], "--threads"),
     bad("synth --workers -1", lambda c: ["synth", c.synth_recipe, "--images", str(HDRI), "--out", c.new(),
                                          "--workers", "-1"], "--workers"),
     # manifest.jsonl holding the wrong things, read by every command that reads it

@@ -26,6 +26,11 @@ def positive_int(text: str) -> int:
     return value
 
 
+def threads(text: str) -> str | int:
+    """argparse type of decoder thread counts: ``auto`` or a whole number >= 1."""
+    return text if text == "auto" else positive_int(text)
+
+
 def _file_above(path: Path) -> Path | None:
     """The nearest existing ancestor of ``path`` when it is not a folder (so nothing can be created below it)."""
     for parent in path.absolute().parents:
