@@ -49,7 +49,7 @@ def write_report(root: str | os.PathLike[str], *, max_thumbnails: int = 300, pro
     seen: set[tuple[str, object]] = set()
     chosen = []
     for record in records:
-        key = (record["source_id"], record.get("meta", {}).get("clip", record["sample_id"]))  # tiles of a clip
+        key = (record["source_id"], str(record["meta"].get("clip", record["sample_id"])))  # tiles of a clip
         if key not in seen:
             seen.add(key)
             chosen.append(record)
@@ -69,14 +69,14 @@ def write_report(root: str | os.PathLike[str], *, max_thumbnails: int = 300, pro
         sheet = hstack([fit_width(sdr[centre], THUMB_WIDTH), fit_width(hdr_view(frame_hdr), THUMB_WIDTH)])
         name = f"{check_id(record['sample_id'], 'sample id')}.png"  # a file name: the id check, again here
         write_png(pictures / name, sheet)
-        meta = record.get("meta", {})
-        stats = meta.get("hdr_stats", {})
+        stats = record["meta"].get("hdr_stats")  # free-form: shown only when it holds a number
+        peak = stats.get("peak_nits") if isinstance(stats, dict) else None
         caption = (
             f"{record['sample_id']} · {record['split']} · frames {record['sdr_frames'][0]}–{record['sdr_frames'][-1]}"
             f" · score {record['score']:.2f}"
         )
-        if stats:
-            caption += f" · peak {stats.get('peak_nits', 0):.0f} nits"
+        if isinstance(peak, int | float) and not isinstance(peak, bool):
+            caption += f" · peak {peak:.0f} nits"
         cards.append(f'<figure><img src="report/{_esc(name)}"><figcaption>{_esc(caption)}</figcaption></figure>')
     for reader in readers.values():
         reader.close()
@@ -88,7 +88,8 @@ def write_report(root: str | os.PathLike[str], *, max_thumbnails: int = 300, pro
 
     source_rows = []
     for source_id, status in sorted(summary.get("sources", {}).items()):
-        alignment = status.get("alignment", {})
+        alignment = status.get("alignment") if isinstance(status.get("alignment"), dict) else {}
+        rejected = status.get("rejected") if isinstance(status.get("rejected"), dict) else {}
         source_rows.append(
             {
                 "source": source_id,
@@ -100,7 +101,7 @@ def write_report(root: str | os.PathLike[str], *, max_thumbnails: int = 300, pro
                 "sdr_picture": alignment.get("sdr_picture", ""),
                 "scale": alignment.get("scale", ""),
                 "confidence": alignment.get("confidence", ""),
-                "rejected": ", ".join(f"{k}: {v}" for k, v in status.get("rejected", {}).items()),
+                "rejected": ", ".join(f"{k}: {v}" for k, v in rejected.items()),
                 "error": status.get("error", ""),
             }
         )
