@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from datakit.errors import InputError, RecipeError
+from datakit.errors import InputError, RecipeError, StoreError
 from datakit.fsutil import atomic_write_text
 from datakit.store.output import check_source_id
-from datakit.store.records import SAFE_ID
+from datakit.store.records import check_id
 
 VIDEO_EXTENSIONS = {".mp4", ".mkv", ".mov", ".m4v", ".ts", ".m2ts", ".webm", ".hevc", ".h265", ".264", ".h264"}
 SPLITS = ("train", "test", "val")
@@ -67,8 +67,10 @@ def check_pair_entry(entry: Any, base: Path, where: str) -> PairSource:
     if unknown:
         raise RecipeError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(_PAIR_KEYS))})")
     pair_id, split = entry["id"], entry.get("split")
-    if not isinstance(pair_id, str) or not SAFE_ID.fullmatch(pair_id):
-        raise RecipeError(f"{where}: pair id {pair_id!r} must be a string of letters, digits, '.', '_' and '-'")
+    try:
+        check_id(pair_id, "pair id")
+    except StoreError:
+        raise RecipeError(f"{where}: pair id {pair_id!r} must be a string of letters, digits, '.', '_', '-'") from None
     if split is not None and split not in SPLITS:
         raise RecipeError(f"{where}: split {split!r} must be one of {', '.join(SPLITS)}")
     sides: dict[str, tuple[Path, str | None]] = {}

@@ -478,21 +478,32 @@ class ShardReader:
     def record(self, index: int) -> dict[str, Any]:
         """The per-sample metadata stored with sample ``index`` (what its manifest record must repeat)."""
         index = self._check_index(index)
+        return self._records(slice(index, index + 1), index)[0]
+
+    def records(self) -> list[dict[str, Any]]:
+        """:meth:`record` of every sample, each per-sample dataset read once."""
+        return self._records(slice(None), 0)
+
+    def _records(self, rows: slice, first: int) -> list[dict[str, Any]]:
         f = self.file
         try:
-            return {
-                "sample_id": f["sample_id"][index].decode(),
-                "source_id": f["source_id"][index].decode(),
-                "scene": int(f["scene"][index]),
-                "score": float(f["score"][index]),
-                "sdr_frames": f["sdr_frames"][index].tolist(),
-                "hdr_frames": f["hdr_frames"][index].tolist(),
-                "times": f["times"][index].tolist(),
-                "crop": f["crop"][index].tolist(),
-                "meta": json.loads(f["meta"][index]),
-            }
-        except (OSError, ValueError, AttributeError) as error:
-            raise self._damaged(index, error) from None
+            columns = {name: f[name][rows] for name in _PER_SAMPLE}
+            return [
+                {
+                    "sample_id": columns["sample_id"][k].decode(),
+                    "source_id": columns["source_id"][k].decode(),
+                    "scene": int(columns["scene"][k]),
+                    "score": float(columns["score"][k]),
+                    "sdr_frames": columns["sdr_frames"][k].tolist(),
+                    "hdr_frames": columns["hdr_frames"][k].tolist(),
+                    "times": columns["times"][k].tolist(),
+                    "crop": columns["crop"][k].tolist(),
+                    "meta": json.loads(columns["meta"][k]),
+                }
+                for k in range(len(columns["sample_id"]))
+            ]
+        except (OSError, ValueError, AttributeError) as error:  # a damaged chunk, bytes that are not UTF-8 / JSON
+            raise self._damaged(first, error) from None
 
     def __iter__(self) -> Iterator[tuple[dict[str, Any], np.ndarray, np.ndarray]]:
         for index in range(len(self)):

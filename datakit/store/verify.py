@@ -74,6 +74,7 @@ def verify_output(root: str | os.PathLike[str], *, progress: bool = True) -> dic
             reader.advise_verify = False
             count = len(reader)
             shard_split = reader.file.attrs.get("split")
+            stored_records = reader.records()
         except (StoreError, OSError, KeyError) as error:
             problems.append(f"{shard_name}: unreadable ({error})")
             continue
@@ -89,8 +90,8 @@ def verify_output(root: str | os.PathLike[str], *, progress: bool = True) -> dic
             if index >= count:
                 problems.append(f"{record['sample_id']}: index {index} beyond the {count} samples of {shard_name}")
                 continue
+            stored = stored_records[index]
             try:
-                stored = reader.record(index)
                 sdr, hdr = reader.arrays(index)
             except StoreError as error:
                 problems.append(f"{record['sample_id']}: {error}")
