@@ -257,6 +257,7 @@ def test_tampered_parts_file_and_resume_write_nothing_outside_the_folder(tmp_pat
     assert not list(tmp_path.rglob("evil*"))
 
 
+@pytest.mark.fault("trust")
 def test_report_thumbnail_names_go_through_the_id_check(folder, tmp_path, monkeypatch):
     """Even with records that skipped the manifest check, write_report refuses an id that is no file name."""
     import datakit.report.html as report_html

@@ -26,7 +26,7 @@ SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 def check_id(value: Any, what: str = "source id") -> str:
     """``value`` if it is a string that may become a file name (see :data:`SAFE_ID`), else :class:`StoreError`."""
     if not isinstance(value, str) or not SAFE_ID.fullmatch(value) or len(value) > 200:
-        raise StoreError(f"{what} {value!r}: use letters, digits, '.', '_' and '-' only")
+        raise StoreError(f"{what} {value!r}: use letters, digits, '.', '_' and '-' only (at most 200)")
     return value
 
 
