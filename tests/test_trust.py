@@ -258,6 +258,26 @@ def test_tampered_parts_file_and_resume_write_nothing_outside_the_folder(tmp_pat
 
 
 @pytest.mark.fault("trust")
+@pytest.mark.parametrize("part", ["night.jsonl", "night.json"])
+def test_parts_holding_random_bytes_are_refused_on_resume(part, tmp_path, capsys):
+    """The parts files a rerun reads are records too: random bytes give one line, and the manifest stays as it was."""
+    images = tmp_path / "images"
+    images.mkdir()
+    shutil.copy(HDRI / "night.exr", images)
+    (tmp_path / "recipe.toml").write_text(SYNTH_RECIPE)
+    out = tmp_path / "out"
+    argv = ["synth", str(tmp_path / "recipe.toml"), "--images", str(images), "--out", str(out)]
+    assert run_cli(argv) == 0
+    manifest = (out / "manifest.jsonl").read_bytes()
+    (out / "parts" / part).write_bytes(b"\xff\xfe\x00garbage" * 10)
+    capsys.readouterr()
+    assert run_cli(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and f"parts/{part}: not UTF-8" in err.strip().splitlines()[-1]
+    assert (out / "manifest.jsonl").read_bytes() == manifest
+
+
+@pytest.mark.fault("trust")
 def test_report_thumbnail_names_go_through_the_id_check(folder, tmp_path, monkeypatch):
     """Even with records that skipped the manifest check, write_report refuses an id that is no file name."""
     import datakit.report.html as report_html

@@ -27,7 +27,7 @@ from typing import Any
 
 from datakit.errors import StoreError
 from datakit.fsutil import atomic_write_text
-from datakit.store.records import check_id, read_manifest
+from datakit.store.records import check_id, parse_manifest_text, read_manifest, read_status, read_text
 from datakit.store.shards import ShardWriter
 
 __all__ = ["OutputFolder", "check_source_id", "read_manifest"]
@@ -110,7 +110,7 @@ class OutputFolder:
         out = {}
         for path in sorted(self.parts.glob("*.json")):
             source_id = path.name.removesuffix(".failed.json").removesuffix(".json")
-            out[source_id] = json.loads(path.read_text(encoding="utf-8"))
+            out[source_id] = read_status(path)
         return out
 
     def finalize(self, extra_summary: dict[str, Any]) -> dict[str, Any]:
@@ -121,11 +121,9 @@ class OutputFolder:
         rejected: Counter[str] = Counter()
         for source_id in sorted(statuses):
             part = self.parts / f"{source_id}.jsonl"
-            text = part.read_text(encoding="utf-8") if part.is_file() else ""
-            for line in text.splitlines():
-                if line.strip():
-                    lines.append(line)
-                    per_split[json.loads(line)["split"]] += 1
+            text = read_text(part) if part.is_file() else ""
+            per_split.update(record["split"] for record in parse_manifest_text(text, str(part)))  # records checked
+            lines.extend(line for line in text.splitlines() if line.strip())
             for reason, count in statuses[source_id].get("rejected", {}).items():
                 rejected[reason] += int(count)
         atomic_write_text(self.manifest, "".join(line + "\n" for line in lines))

@@ -121,18 +121,35 @@ def parse_manifest_text(text: str, where: str) -> list[dict[str, Any]]:
     return records
 
 
+def read_text(path: Path) -> str:
+    """A record file's UTF-8 text; :class:`StoreError` when it is not UTF-8 or cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise StoreError(f"{path}: not UTF-8 text (not a datakit record file)") from None
+    except OSError as error:
+        raise StoreError(f"{path}: unreadable ({error.strerror or error})") from None
+
+
 def read_manifest(root: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """The records of an output folder's manifest.jsonl, each checked by :func:`check_manifest_record`."""
     path = Path(root) / "manifest.jsonl"
     if not path.is_file():
         raise StoreError(f"{root}: no manifest.jsonl (not a datakit output folder, or the build did not finish)")
+    return parse_manifest_text(read_text(path), str(path))
+
+
+def read_status(path: Path) -> dict[str, Any]:
+    """One ``parts/<source>.json`` status: a JSON object whose ``rejected`` counts (when present) are a table of
+    whole numbers; :class:`StoreError` otherwise."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise StoreError(f"{path}: not UTF-8 text (not a datakit manifest)") from None
-    except OSError as error:
-        raise StoreError(f"{path}: unreadable ({error.strerror or error})") from None
-    return parse_manifest_text(text, str(path))
+        status = json.loads(read_text(path), parse_constant=_refuse_constant)
+    except ValueError:
+        raise StoreError(f"{path}: not a JSON file (not a datakit source status)") from None
+    rejected = status.get("rejected", {}) if isinstance(status, dict) else None
+    if not isinstance(rejected, dict) or not all(_is_int(v) for v in rejected.values()):
+        raise StoreError(f"{path}: expected a JSON object with whole-number rejection counts (a source status)")
+    return status
 
 
 _SUMMARY_TYPES = {"sources": dict, "rejected_by_reason": dict, "failed_sources": list, "recipe": dict}
