@@ -270,6 +270,7 @@ CASES = [
         "is not name=value"),
     bad("convert --x265-params unknown name", lambda c: ["convert", "in.mp4", c.new("o.mp4"), "--x265-params",
                                                          "crf=20:frobnicate=1"], "no parameter 'frobnicate'"),
+    bad("eval --split ../x", lambda c: ["eval", "--data", str(c.folder), "--split", "../test"], "split '../test'"),
     bad("convert --x265-params bad value", lambda c: ["convert", "in.mp4", c.new("o.mp4"), "--x265-params",
                                                       "crf=abc"], "refuses crf=abc"),
     # recipes: numbers must be finite (TOML has inf and nan)
@@ -373,3 +374,10 @@ def test_subprocess_bad_input_is_one_line(argv, folder, tmp_path):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert len(lines) == 1 and lines[0].startswith("datakit: "), result.stderr
+
+
+def test_x265_params_that_libx265_accepts_pass():
+    from datakit.io.x265 import _libx265, check_x265_params
+
+    assert _libx265() is not None  # PyAV's bundled libx265 is found, so the names and values are checked
+    assert check_x265_params("lossless=1:no-sao=1:keyint=48") == "lossless=1:no-sao=1:keyint=48"

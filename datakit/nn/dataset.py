@@ -31,7 +31,7 @@ from torch.utils.data import Dataset, Sampler
 
 from datakit.errors import DatakitError, InputError, StoreError
 from datakit.store import ShardReader, list_shards
-from datakit.store.records import read_manifest
+from datakit.store.records import check_id, read_manifest
 
 __all__ = ["SampleRef", "ShardDataset", "ShardSampler", "collate", "iterate", "worker_init_fn"]
 
@@ -113,7 +113,7 @@ class ShardDataset(Dataset):
             raise ValueError("crop_mode must be 'random' or 'centre'")
         if not (centre in ("middle", "random") or (isinstance(centre, int) and centre >= 0)):
             raise ValueError("centre must be 'middle', 'random' or a frame index")
-        self.split = split
+        self.split = check_id(split, "split")  # a folder name under shards/
         self.frames = frames
         self.centre = centre
         self.crop = crop
