@@ -5,6 +5,8 @@ replaced by anything. :func:`read_manifest` is the one place that reads it, and 
 the one check of a record's keys and types, so that every reader (verify, inspect, preview, report, the training
 dataset) sees either well-typed records or one :class:`~datakit.errors.StoreError` naming the file and line.
 Whether a well-typed record is *true* (matches its shard) is :func:`datakit.store.verify.verify_output`'s job.
+The folder's other record files are read here too: ``parts/<source>.json`` statuses (:func:`read_status`) and
+``summary.json`` (:func:`read_summary`).
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ def _is_int(value: Any) -> bool:
 
 
 def _is_number(value: Any) -> bool:
-    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+    return _is_int(value) or (isinstance(value, float) and math.isfinite(value))  # ints of any size are finite
 
 
 def _problem(record: Any) -> str | None:
