@@ -238,7 +238,9 @@ CASES = [
         for label, (make, expect) in MANIFESTS.items()
         for command, reader in READERS.items()
     ),
-    bad("verify manifest NaN", lambda c: _verify(c, c.copy(b'{"index": NaN}\n')), "not a JSON line"),
+    bad("verify manifest not JSON", lambda c: _verify(c, c.copy(b'{"index": 0\n')), "not a JSON line"),
+    bad("verify manifest score NaN", lambda c: _verify(c, c.record(lambda r: r.update(score=float("nan")))),
+        "score nan"),
     bad("eval manifest meta is a list", lambda c: _eval(c, c.record(lambda r: r.update(meta=[1]))), "meta"),
     bad("train manifest frames '3'", lambda c: _train(c, c.record(lambda r: r.update(frames="3"))), "frames '3'"),
     bad("preview manifest times too short", lambda c: _preview(c, c.record(lambda r: r.update(times=[0.0]))),

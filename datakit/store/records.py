@@ -105,10 +105,6 @@ def check_manifest_record(record: Any, where: str) -> dict[str, Any]:
     return record
 
 
-def _refuse_constant(name: str) -> float:
-    raise ValueError(f"{name} is not a JSON number")
-
-
 def parse_manifest_text(text: str, where: str) -> list[dict[str, Any]]:
     """The validated records of a manifest's text (one JSON object per non-blank line)."""
     records = []
@@ -116,7 +112,7 @@ def parse_manifest_text(text: str, where: str) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            record = json.loads(line, parse_constant=_refuse_constant)
+            record = json.loads(line)  # NaN is accepted in meta; typed fields must be finite
         except ValueError:
             raise StoreError(f"{where}:{number}: not a JSON line") from None
         records.append(check_manifest_record(record, f"{where}:{number}"))
@@ -145,7 +141,7 @@ def read_status(path: Path) -> dict[str, Any]:
     """One ``parts/<source>.json`` status: a JSON object whose ``rejected`` counts (when present) are a table of
     whole numbers; :class:`StoreError` otherwise."""
     try:
-        status = json.loads(read_text(path), parse_constant=_refuse_constant)
+        status = json.loads(read_text(path))
     except ValueError:
         raise StoreError(f"{path}: not a JSON file (not a datakit source status)") from None
     rejected = status.get("rejected", {}) if isinstance(status, dict) else None
@@ -165,7 +161,7 @@ def read_summary(root: str | os.PathLike[str]) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        summary = json.loads(path.read_text(encoding="utf-8"), parse_constant=_refuse_constant)
+        summary = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, ValueError):
         raise StoreError(f"{path}: not a JSON file (not a datakit summary)") from None
     if not isinstance(summary, dict):
