@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tomllib
 from collections.abc import Callable
@@ -106,11 +107,28 @@ def _validate_section(where: str, given: Any, keys: dict[str, Key]) -> dict[str,
     return out
 
 
+def _non_finite(value: Any, where: str) -> str | None:
+    """The ``section.key`` path of the first infinite or NaN number in ``value`` (TOML allows ``inf`` and ``nan``),
+    or ``None``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return where
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _non_finite(item, f"{where}[{key}]" if isinstance(key, int) else f"{where}.{key}" if where else key)
+        if found:
+            return found
+    return None
+
+
 def validate(data: dict[str, Any], schema: Schema, source: str = "recipe") -> dict[str, Any]:
     """Validate a parsed recipe against ``schema`` (section -> keys); returns it with defaults filled in.
 
-    A section name may contain one dot (``tiles.train``) to address a sub-table.
+    A section name may contain one dot (``tiles.train``) to address a sub-table. Every number anywhere in the
+    recipe must be finite (``inf`` and ``nan`` are refused before any key's own check).
     """
+    where = _non_finite(data, "")
+    if where:
+        raise RecipeError(f"{source}: {where}: numbers must be finite (inf and nan are not accepted)")
     known = {"recipe", *(s.split(".")[0] for s in schema)}
     unknown = sorted(set(data) - known)
     if unknown:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from datakit.commands import threads
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -26,14 +28,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="C",
         help="fail below this confidence (default: datakit.pairs.align.MIN_CONFIDENCE); 0 never fails",
     )
-    p.add_argument("--threads", default="auto", help="decoder threads (default: auto)")
+    p.add_argument("--threads", type=threads, default="auto", help="decoder threads (default: auto)")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from datakit.pairs.align import MIN_CONFIDENCE, align_pair
 
-    threads = args.threads if args.threads == "auto" else int(args.threads)
     alignment = align_pair(
         args.hdr,
         args.sdr,
@@ -41,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         sparse=args.sparse,
         refine=not args.no_refine,
         min_confidence=MIN_CONFIDENCE if args.min_confidence is None else args.min_confidence,
-        threads=threads,
+        threads=args.threads,
     )
     data = alignment.to_dict()
     if args.json:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 
+from datakit.commands import output_folder, positive_int
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("build", help="build a paired HDR10/SDR dataset from a recipe (resumable)")
     p.add_argument("recipe", help="paired recipe (TOML), e.g. recipes/hdrtvmf1k.toml")
     p.add_argument("--pairs", required=True, help="pairs file (TOML or CSV) or a folder of <id>_hdr10/<id>_sdr files")
     p.add_argument("--out", required=True, help="output folder (a rerun resumes it)")
-    p.add_argument("--workers", type=int, default=1, help="pairs processed in parallel (default 1)")
+    p.add_argument("--workers", type=positive_int, default=1, help="pairs processed in parallel (default 1)")
     p.add_argument("--engine", choices=("local", "ray"), default="local", help="local processes or a Ray cluster")
     p.set_defaults(handler=run)
 
@@ -18,6 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from datakit.pairs.build import build_dataset
 
+    output_folder(args.out)
     summary = build_dataset(args.recipe, args.pairs, args.out, workers=args.workers, engine=args.engine)
     print_summary(summary, args.out)
     return 0

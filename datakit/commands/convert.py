@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from datakit.commands import output_file
+
 
 def _tile(text: str) -> int | None:
     if text.lower() == "auto":
@@ -70,7 +72,10 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from datakit.convert import convert_video
+    from datakit.io.x265 import check_x265_params
 
+    output_file(args.output, "OUT")
+    x265_params = None if args.x265_params is None else check_x265_params(args.x265_params)
     result = convert_video(
         args.input,
         args.output,
@@ -85,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         preset=args.preset,
         force=args.force,
         overwrite=args.overwrite,
-        x265_params=args.x265_params,
+        x265_params=x265_params,
         progress=not args.quiet and not args.json,
     )
     for note in result["warnings"]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from datakit.commands import output_folder
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="render the demo HDR10/SDR pairs, probe them and build a dataset from them")
@@ -13,7 +15,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     from datakit.commands.build import print_summary
     from datakit.io.probe import probe
@@ -22,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     from datakit.recipes import shipped_recipe
     from datakit.samples import DEMO_PAIRS, make_demo_pairs
 
-    out = Path(args.out)
+    out = output_folder(args.out)
     media = out / "media"
     rendered = make_demo_pairs(media, {name: spec for name, (spec, _) in DEMO_PAIRS.items()})
     pairs = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from datakit.commands import output_folder
 from datakit.errors import InputError
 
 
@@ -61,6 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from datakit.io.extract import extract_frames
 
+    output_folder(args.out)
     written = extract_frames(
         args.file, args.out, start=args.start, every=args.every, frames=args.frames, progress=not args.quiet
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from datakit.commands import output_file
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("manifest", help="write a source manifest (pairs file with sizes, durations, sha256)")
@@ -16,6 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from datakit.pairs.sources import read_pairs, write_source_manifest
 
+    output_file(args.out, suffixes=(".toml",))
     pairs = [pair for source in args.sources for pair in read_pairs(source)]
     write_source_manifest(pairs, args.out, default_split=args.split)
     print(f"{len(pairs)} pairs -> {args.out}")

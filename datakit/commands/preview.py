@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from datakit.commands import output_file
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("preview", help="write a PNG sheet: LDR frames beside HDR views, with their parameters")
@@ -16,5 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from datakit.report.preview import write_preview
 
+    if args.png is not None:
+        output_file(args.png, "--png", (".png",))
     print(write_preview(args.out, n=args.n, out=args.png))
     return 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from datakit.commands import output_folder
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -36,6 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from datakit.nn.train import resolve_config, train
 
+    output_folder(args.out)
     overrides = {
         key: getattr(args, key)
         for key in ("model", "data", "steps", "batch", "crop", "lr", "device", "seed", "num_workers", "threads")

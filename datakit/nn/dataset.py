@@ -20,7 +20,7 @@ index gets a seed derived from ``(seed, index)`` (the same crop each time: fine 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,11 +29,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from datakit.errors import InputError, StoreError
+from datakit.errors import DatakitError, InputError, StoreError
 from datakit.store import ShardReader, list_shards
-from datakit.store.output import read_manifest
+from datakit.store.records import check_id, read_manifest
 
-__all__ = ["SampleRef", "ShardDataset", "ShardSampler", "collate", "worker_init_fn"]
+__all__ = ["SampleRef", "ShardDataset", "ShardSampler", "collate", "iterate", "worker_init_fn"]
 
 
 @dataclass(frozen=True)
@@ -55,16 +55,12 @@ def _index_root(root: Path, root_number: int, split: str) -> list[SampleRef]:
         raise InputError(f"{root}: data folder not found")
     refs: list[SampleRef] = []
     if (root / "manifest.jsonl").is_file():
-        for rec in read_manifest(root):
-            if rec.get("split") != split:
-                continue
-            try:
+        for rec in read_manifest(root):  # records checked where they are read (datakit.store.records)
+            if rec["split"] == split:
                 refs.append(
-                    SampleRef(root_number, str(root / rec["shard"]), int(rec["index"]), int(rec["frames"]),
-                              int(rec["height"]), int(rec["width"]), str(rec["sample_id"]))
+                    SampleRef(root_number, str(root / rec["shard"]), rec["index"], rec["frames"], rec["height"],
+                              rec["width"], rec["sample_id"])
                 )  # fmt: skip
-            except (KeyError, TypeError, ValueError):
-                raise StoreError(f"{root}/manifest.jsonl: record without shard/index/frames/height/width") from None
         return refs
     for path in list_shards(root, split):
         reader = ShardReader(path)
@@ -117,7 +113,7 @@ class ShardDataset(Dataset):
             raise ValueError("crop_mode must be 'random' or 'centre'")
         if not (centre in ("middle", "random") or (isinstance(centre, int) and centre >= 0)):
             raise ValueError("centre must be 'middle', 'random' or a frame index")
-        self.split = split
+        self.split = check_id(split, "split")  # a folder name under shards/
         self.frames = frames
         self.centre = centre
         self.crop = crop
@@ -197,9 +193,12 @@ class ShardDataset(Dataset):
             x0 = int(rng.integers(0, ref.width - w + 1))
         else:
             y0, x0 = (ref.height - h) // 2, (ref.width - w) // 2
-        f = self.reader(ref.shard).file
-        sdr = f["sdr"][ref.index, t0 : t0 + take, y0 : y0 + h, x0 : x0 + w]  # (T, h, w, 3) uint8
-        hdr = f["hdr"][ref.index, t0 : t0 + take, y0 : y0 + h, x0 : x0 + w]  # (T, h, w, 3) uint16
+        reader = self.reader(ref.shard)
+        if reader.shape != (ref.frames, ref.height, ref.width):
+            raise StoreError(f"{ref.shard}: holds {'x'.join(map(str, reader.shape))} samples, the manifest says "
+                             f"{ref.frames}x{ref.height}x{ref.width}; run `datakit verify`")  # fmt: skip
+        # (T, h, w, 3) uint8 / uint16 windows; a damaged chunk raises StoreError naming the shard and sample
+        sdr, hdr = reader.window(ref.index, slice(t0, t0 + take), slice(y0, y0 + h), slice(x0, x0 + w))
         if self.augment:
             sdr, hdr = _augment(sdr, hdr, rng)
         return {
@@ -241,6 +240,19 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
         "sample_id": [it["sample_id"] for it in items],
         "index": torch.tensor([it["index"] for it in items]),
     }
+
+
+def iterate(loader: Iterable[Any]) -> Iterator[Any]:
+    """The batches of a DataLoader; a :class:`DatakitError` raised in a worker process (torch re-raises it with
+    the worker's traceback in its message) comes back with its own one-line message."""
+    try:
+        yield from loader
+    except DatakitError as error:
+        lines = [line for line in str(error).splitlines() if line.strip()]
+        if len(lines) <= 1:
+            raise
+        last = lines[-1]
+        raise type(error)(last.split(": ", 1)[1] if ": " in last else last) from None
 
 
 def worker_init_fn(worker_id: int) -> None:

@@ -52,7 +52,7 @@ from datakit import __version__
 from datakit.errors import InputError, ModelError, OutputExistsError, RecipeError, StoreError
 from datakit.fsutil import atomic_path, atomic_write_text
 from datakit.nn.config import TrainConfig, build_config
-from datakit.nn.dataset import ShardDataset, ShardSampler, collate, worker_init_fn
+from datakit.nn.dataset import ShardDataset, ShardSampler, collate, iterate, worker_init_fn
 from datakit.nn.device import DistContext, cleanup_distributed, configure_threads, init_distributed
 from datakit.nn.losses import (
     KPNMFILoss,
@@ -68,6 +68,7 @@ __all__ = [
     "CHECKPOINT_FORMAT",
     "RESUME_OVERRIDABLE",
     "PDCGPipeline",
+    "check_checkpoint",
     "draw_curve",
     "load_model",
     "model_batch",
@@ -87,16 +88,78 @@ RESUME_OVERRIDABLE = frozenset(
 # ----------------------------------------------------------------------------------------------- checkpoints
 
 
-def read_checkpoint(path: str | os.PathLike[str]) -> Any:
-    """Load a checkpoint file on the CPU (``weights_only``); :class:`ModelError` if missing or unreadable."""
+def read_checkpoint(path: str | os.PathLike[str], *, training: bool = False) -> Any:
+    """Load a checkpoint file on the CPU (``weights_only``); :class:`ModelError` if missing or unreadable, or if it
+    is a datakit checkpoint whose fields fail :func:`check_checkpoint` (``training``: one ``--resume`` reads)."""
     p = Path(path)
     if not p.is_file():
         raise ModelError(f"{p}: checkpoint not found")
     try:
-        return torch.load(p, map_location="cpu", weights_only=True)
+        obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as error:  # any unreadable or unsafe file is a bad user input
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ModelError(f"{p}: not a readable PyTorch checkpoint ({first})") from None
+    return check_checkpoint(obj, str(p), training=training)
+
+
+def _is_state(value: Any) -> bool:
+    return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items())
+
+
+def _entry_problem(entry: Any) -> str | None:
+    """What is wrong with a model entry (``model_name``, ``model``, ``model_args``, ``quantized``), or ``None``."""
+    if not isinstance(entry, dict):
+        return f"expected a table, got {type(entry).__name__}"
+    if not isinstance(entry.get("model_name"), str):
+        return "no model name"
+    if not _is_state(entry.get("model")):
+        return "model weights must be a dict of named tensors"
+    args = entry.get("model_args")
+    if args is not None and not (isinstance(args, dict) and all(isinstance(k, str) for k in args)):
+        return f"model_args must be a dict of keyword arguments, got {type(args).__name__}"
+    scales = entry.get("quantized")
+    if scales is not None and not (_is_state(scales) and set(scales) <= set(entry["model"])):
+        return "quantized must map weight names of the model to scale tensors"
+    return None
+
+
+_TRAINING_FIELDS = {"optimizer": dict, "scheduler": dict, "scaler": dict, "rng": list, "config": dict, "step": int}
+
+
+def check_checkpoint(obj: Any, origin: str, *, training: bool = False) -> Any:
+    """The one check of what a checkpoint file holds, run where it is read (:func:`read_checkpoint`).
+
+    A datakit checkpoint (``format`` = :data:`CHECKPOINT_FORMAT`) must hold a valid model entry (a model name,
+    weights as named tensors, ``model_args`` a dict, ``quantized`` scales of existing weights), ``step`` a whole
+    number >= 0, ``config`` and ``extra`` dicts, and ``extra.base`` (PDCG's first stage) a valid entry when
+    present; ``training`` (a ``--resume``) also needs the optimizer, scheduler, scaler, RNG states and config.
+    Anything else (a bare state dict) is returned as is for :func:`load_model` to judge. :class:`ModelError`.
+    """
+    if not isinstance(obj, dict) or obj.get("format") != CHECKPOINT_FORMAT:
+        if training:
+            raise ModelError(f"{origin}: not a datakit training checkpoint")
+        return obj
+    problem = _entry_problem(obj)
+    step = obj.get("step")
+    if problem is None and step is not None and (isinstance(step, bool) or not isinstance(step, int) or step < 0):
+        problem = f"step {step!r} is not a whole number >= 0"
+    for key in ("config", "extra"):
+        if problem is None and obj.get(key) is not None and not isinstance(obj[key], dict):
+            problem = f"{key} must be a dict, got {type(obj[key]).__name__}"
+    base = obj["extra"].get("base") if isinstance(obj.get("extra"), dict) else None
+    if problem is None and base is not None and _entry_problem(base):
+        problem = f"first-stage model: {_entry_problem(base)}"
+    if problem is None and training:
+        for key, kind in _TRAINING_FIELDS.items():
+            if not isinstance(obj.get(key), kind) or isinstance(obj.get(key), bool):
+                problem = f"{key} must be a {kind.__name__} in a training checkpoint"
+                break
+        else:
+            if not all(isinstance(r, dict) and {"python", "numpy", "torch"} <= set(r) for r in obj["rng"]):
+                problem = "rng must hold one state per process"
+    if problem:
+        raise ModelError(f"{origin}: damaged datakit checkpoint ({problem})")
+    return obj
 
 
 def _bare_state(obj: Any) -> dict[str, torch.Tensor] | None:
@@ -146,8 +209,17 @@ def _model_from_entry(entry: dict[str, Any], origin: str) -> nn.Module:
     name = entry.get("model_name")
     if not isinstance(name, str) or not isinstance(entry.get("model"), dict):
         raise ModelError(f"{origin}: not a datakit checkpoint (no model name or weights)")
-    model = create_model(name, **dict(entry.get("model_args") or {}))
-    _load_state(model, dequantize_state(entry["model"], entry.get("quantized") or {}), name, origin)
+    args = dict(entry.get("model_args") or {})
+    try:
+        model = create_model(name, **args)
+    except (TypeError, ValueError, RuntimeError) as error:  # values the factory cannot build (names are checked)
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelError(f"{origin}: model_args {args} do not build model {name!r} ({first})") from None
+    try:
+        state = dequantize_state(entry["model"], entry.get("quantized") or {})
+    except RuntimeError as error:  # a scale that does not broadcast over its weight
+        raise ModelError(f"{origin}: quantized scales do not fit the weights ({error})") from None
+    _load_state(model, state, name, origin)
     return model
 
 
@@ -283,9 +355,7 @@ def resolve_config(
         return config
     if not last.is_file():
         raise InputError(f"{out}: nothing to resume (no checkpoints/last.pt)")
-    ckpt = read_checkpoint(last)
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT or "config" not in ckpt:
-        raise ModelError(f"{last}: not a datakit training checkpoint")
+    ckpt = read_checkpoint(last, training=True)
     base = dict(ckpt["config"])
     config = _absolute_paths(build_config(config_file, overrides, base=base))
     for key, value in config.to_dict().items():
@@ -408,7 +478,7 @@ class _Run:
             "kpnmfi": KPNMFILoss(alpha=cfg.consistency_weight),
         }.get(loss_name, l1_loss)
         self.disc = None
-        ckpt = read_checkpoint(out / "checkpoints" / "last.pt") if resume else None
+        ckpt = read_checkpoint(out / "checkpoints" / "last.pt", training=True) if resume else None
         if self.is_pdcg:
             self._setup_pdcg(ckpt)
         self.best_val = math.inf
@@ -424,7 +494,10 @@ class _Run:
         if ckpt is not None:
             rng = ckpt["rng"]
             if len(rng) == ctx.world_size:
-                _restore_rng(rng[ctx.rank])
+                try:
+                    _restore_rng(rng[ctx.rank])
+                except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as error:
+                    raise ModelError(f"{out / 'checkpoints' / 'last.pt'}: damaged RNG state ({error})") from None
         self._datasets()
 
     # ------------------------------------------------------------------ setup
@@ -499,17 +572,21 @@ class _Run:
         if ckpt.get("model_name") != self.cfg.model:
             raise ModelError(f"checkpoint of model {ckpt.get('model_name')!r}, not {self.cfg.model!r}")
         _load_state(self.model, ckpt["model"], self.cfg.model, "checkpoints/last.pt")
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        _load_scheduler(self.scheduler, ckpt["scheduler"])
-        self.scaler.load_state_dict(ckpt["scaler"])
-        self.step = int(ckpt["step"])
-        self.best_val = float(ckpt.get("best_val", math.inf))
-        extra = ckpt.get("extra") or {}
-        if self.disc is not None:
-            self.disc.load_state_dict(extra["discriminator"])
-            self.opt_d.load_state_dict(extra["disc_optimizer"])
-            _load_scheduler(self.sched_d, extra["disc_scheduler"])
-            self.scaler_d.load_state_dict(extra["disc_scaler"])
+        try:
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            _load_scheduler(self.scheduler, ckpt["scheduler"])
+            self.scaler.load_state_dict(ckpt["scaler"])
+            self.step = int(ckpt["step"])
+            self.best_val = float(ckpt.get("best_val", math.inf))
+            extra = ckpt.get("extra") or {}
+            if self.disc is not None:
+                self.disc.load_state_dict(extra["discriminator"])
+                self.opt_d.load_state_dict(extra["disc_optimizer"])
+                _load_scheduler(self.sched_d, extra["disc_scheduler"])
+                self.scaler_d.load_state_dict(extra["disc_scaler"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:  # states that do not fit this run
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ModelError(f"{self.out / 'checkpoints' / 'last.pt'}: cannot resume from it ({first})") from None
 
     def checkpoint(self, names: tuple[str, ...] = ("last.pt",)) -> None:
         """Gather every rank's RNG state and write the checkpoint(s) from rank 0 (collective under DDP)."""
@@ -632,7 +709,7 @@ class _Run:
         model = _unwrap(self.model)
         model.eval()
         sums = torch.zeros(3, dtype=torch.float64)
-        for batch in self._loader(self.val_ds, sampler, drop_last=False):
+        for batch in iterate(self._loader(self.val_ds, sampler, drop_last=False)):
             x, target = model_batch(model, batch, self.device)
             with self._autocast():
                 if self.is_pdcg:
@@ -668,7 +745,7 @@ class _Run:
     # ------------------------------------------------------------------ loop
 
     def _batches(self) -> Iterator[dict[str, Any]]:
-        yield from self.train_loader
+        yield from iterate(self.train_loader)
 
     def run(self, progress: bool) -> dict[str, Any]:
         from tqdm import tqdm

@@ -16,10 +16,12 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from datakit.errors import InputError, RecipeError
+from datakit.errors import InputError, RecipeError, StoreError
 from datakit.fsutil import atomic_write_text
 from datakit.store.output import check_source_id
+from datakit.store.records import check_id
 
 VIDEO_EXTENSIONS = {".mp4", ".mkv", ".mov", ".m4v", ".ts", ".m2ts", ".webm", ".hevc", ".h265", ".264", ".h264"}
 SPLITS = ("train", "test", "val")
@@ -45,68 +47,118 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 22) -> str:
     return digest.hexdigest()
 
 
-def _make(
-    pair_id: str, hdr: str, sdr: str, split: str | None, base: Path, where: str, **hashes: str | None
-) -> PairSource:
+_PAIR_KEYS = {"id", "hdr", "sdr", "split"}
+_SIDE_KEYS = {"path", "sha256", "size", "duration"}
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+CSV_COLUMNS = ("id", "hdr", "sdr", "split", "hdr_sha256", "sdr_sha256")
+
+
+def check_pair_entry(entry: Any, base: Path, where: str) -> PairSource:
+    """The one check of a pairs-file entry (a TOML ``[[pair]]`` table, or a CSV row in the same shape): a table
+    of ``id`` (a file-name-safe string), ``hdr`` and ``sdr`` (a path string, or a table with a ``path`` string
+    and optionally ``sha256`` (64 hex digits), ``size`` and ``duration``) and an optional ``split``. Unknown keys
+    are refused (a misspelt ``sha256`` would silently skip the check). :class:`RecipeError` naming ``where``."""
+    if not isinstance(entry, dict):
+        raise RecipeError(f"{where}: expected a table with id, hdr and sdr, got {_describe(entry)}")
+    missing = sorted(k for k in ("id", "hdr", "sdr") if entry.get(k) in (None, ""))
+    if missing:
+        raise RecipeError(f"{where}: missing {', '.join(missing)}")
+    unknown = sorted(set(entry) - _PAIR_KEYS)
+    if unknown:
+        raise RecipeError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(_PAIR_KEYS))})")
+    pair_id, split = entry["id"], entry.get("split")
     try:
-        check_source_id(pair_id)
-    except Exception:
-        raise RecipeError(f"{where}: pair id {pair_id!r} must use letters, digits, '.', '_' and '-' only") from None
+        check_id(pair_id, "pair id")
+    except StoreError:
+        raise RecipeError(f"{where}: pair id {pair_id!r} must be a string of letters, digits, '.', '_', '-'") from None
     if split is not None and split not in SPLITS:
         raise RecipeError(f"{where}: split {split!r} must be one of {', '.join(SPLITS)}")
-    return PairSource(pair_id, (base / hdr).resolve(), (base / sdr).resolve(), split or None, **hashes)
+    sides: dict[str, tuple[Path, str | None]] = {}
+    for side in ("hdr", "sdr"):
+        value = entry[side]
+        table = value if isinstance(value, dict) else {"path": value}
+        unknown = sorted(set(table) - _SIDE_KEYS)
+        if unknown:
+            raise RecipeError(f"{where}: {side}: unknown key {unknown[0]!r} (known: {', '.join(sorted(_SIDE_KEYS))})")
+        path, sha = table.get("path"), table.get("sha256")
+        if isinstance(value, dict) and path is None:
+            raise RecipeError(f"{where}: the {side} table has no path")
+        if not isinstance(path, str) or not path or "\0" in path:
+            raise RecipeError(f"{where}: {side} must be a path string or a table with a path, got {_describe(path)}")
+        if sha is not None and (not isinstance(sha, str) or not _SHA256.fullmatch(sha)):
+            raise RecipeError(f"{where}: {side}.sha256 must be 64 hexadecimal digits, got {_describe(sha)}")
+        for key in ("size", "duration"):
+            if key in table and (isinstance(table[key], bool) or not isinstance(table[key], int | float)):
+                raise RecipeError(f"{where}: {side}.{key} must be a number, got {_describe(table[key])}")
+        sides[side] = ((base / path).resolve(), sha or None)
+    return PairSource(pair_id, sides["hdr"][0], sides["sdr"][0], split or None, sides["hdr"][1], sides["sdr"][1])
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
+
+
+def _csv_entries(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """(where, entry) of each row of a CSV pairs file, in the shape of a TOML ``[[pair]]`` table."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            columns = reader.fieldnames or []
+            missing = {"id", "hdr", "sdr"} - set(columns)
+            if missing:
+                raise RecipeError(f"{path}: CSV header must have id, hdr, sdr (missing {', '.join(sorted(missing))})")
+            unknown = [c for c in columns if c not in CSV_COLUMNS]
+            if unknown or len(set(columns)) != len(columns):
+                raise RecipeError(f"{path}: CSV columns are {', '.join(CSV_COLUMNS)} (got {', '.join(columns)})")
+            entries = []
+            for row in reader:
+                where = f"{path}:{reader.line_num}"
+                if None in row:
+                    raise RecipeError(f"{where}: more fields than the header's {len(columns)}")
+                if any(row[c] is None for c in ("id", "hdr", "sdr")):
+                    raise RecipeError(f"{where}: fewer fields than the header's {len(columns)}")
+                entry: dict[str, Any] = {"id": row["id"], "split": row.get("split") or None}
+                for side in ("hdr", "sdr"):
+                    entry[side] = {"path": row[side], "sha256": row.get(f"{side}_sha256") or None}
+                entries.append((where, {k: v for k, v in entry.items() if v is not None}))
+            return entries
+    except UnicodeDecodeError:
+        raise RecipeError(f"{path}: not a UTF-8 CSV pairs file") from None
+    except csv.Error as error:
+        raise RecipeError(f"{path}: not a CSV pairs file ({error})") from None
 
 
 def read_pairs(path: str | os.PathLike[str]) -> list[PairSource]:
-    """Read a pairs file (TOML or CSV) or a folder following the naming convention."""
+    """Read a pairs file (TOML or CSV) or a folder following the naming convention; each entry is checked by
+    :func:`check_pair_entry`, and an id listed twice is refused."""
     path = Path(path)
     if path.is_dir():
         return pairs_from_folder(path)
     if not path.is_file():
         raise InputError(f"{path}: pairs file not found")
-    base = path.parent
-    pairs: list[PairSource] = []
     if path.suffix.lower() == ".csv":
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            missing = {"id", "hdr", "sdr"} - set(reader.fieldnames or [])
-            if missing:
-                raise RecipeError(f"{path}: CSV header must have id, hdr, sdr (missing {', '.join(sorted(missing))})")
-            for line, row in enumerate(reader, 2):
-                pairs.append(
-                    _make(
-                        row["id"], row["hdr"], row["sdr"], row.get("split") or None, base, f"{path}:{line}",
-                        hdr_sha256=row.get("hdr_sha256") or None, sdr_sha256=row.get("sdr_sha256") or None,
-                    )
-                )  # fmt: skip
+        entries = _csv_entries(path)
     else:
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
             raise RecipeError(f"{path}: not a TOML or CSV pairs file ({error})") from None
-        entries = data.get("pair")
-        if not isinstance(entries, list) or not entries:
+        tables = data.get("pair")
+        if not isinstance(tables, list) or not tables:
             raise RecipeError(f"{path}: expected [[pair]] tables with id, hdr and sdr")
-        for k, entry in enumerate(entries, 1):
-            where = f"{path}: pair {k}"
-            missing = {"id", "hdr", "sdr"} - set(entry)
-            if missing:
-                raise RecipeError(f"{where}: missing {', '.join(sorted(missing))}")
-            hdr, sdr = entry["hdr"], entry["sdr"]
-            hdr_path = hdr["path"] if isinstance(hdr, dict) else hdr
-            sdr_path = sdr["path"] if isinstance(sdr, dict) else sdr
-            pairs.append(
-                _make(
-                    str(entry["id"]), hdr_path, sdr_path, entry.get("split"), base, where,
-                    hdr_sha256=hdr.get("sha256") if isinstance(hdr, dict) else None,
-                    sdr_sha256=sdr.get("sha256") if isinstance(sdr, dict) else None,
-                )
-            )  # fmt: skip
+        entries = [(f"{path}: pair {k}", entry) for k, entry in enumerate(tables, 1)]
+    pairs = [check_pair_entry(entry, path.parent, where) for where, entry in entries]
+    check_unique_ids(pairs, str(path))
+    return pairs
+
+
+def check_unique_ids(pairs: list[PairSource], where: str) -> None:
+    """Refuse pairs that share an id (each id names a source's files in the output folder)."""
     ids = [p.pair_id for p in pairs]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
-        raise RecipeError(f"{path}: pair id {duplicates[0]!r} appears more than once")
-    return pairs
+        raise RecipeError(f"{where}: pair id {duplicates[0]!r} appears more than once")
 
 
 _SUFFIX = re.compile(r"^(?P<id>.+?)_(?P<side>hdr10|hdr|sdr)$", re.IGNORECASE)
@@ -144,28 +196,30 @@ def check_hashes(pair: PairSource) -> None:
 def write_source_manifest(
     pairs: list[PairSource], out: str | os.PathLike[str], *, default_split: str | None = None
 ) -> str:
-    """Write a TOML pairs file with each source's size, duration and sha256; returns the text written."""
+    """Write a TOML pairs file with each source's size, duration and sha256 (with ``tomli_w``, so that any path
+    is quoted correctly); returns the text written. Pairs that share an id are refused."""
+    import tomli_w
+
     from datakit.io.probe import probe
 
+    check_unique_ids(pairs, "datakit manifest")
     out = Path(out).resolve()
-    lines = [
-        "# Source manifest written by `datakit manifest`: rebuilds check these hashes before they start.",
-        "",
-    ]
+    tables = []
     for pair in pairs:
-        lines.append("[[pair]]")
-        lines.append(f'id = "{pair.pair_id}"')
+        table: dict[str, Any] = {"id": pair.pair_id}
         split = pair.split or default_split
         if split:
-            lines.append(f'split = "{split}"')
+            table["split"] = split
         for side, path in (("hdr", pair.hdr), ("sdr", pair.sdr)):
             info = probe(path)
-            rel = os.path.relpath(path, out.parent)
-            lines.append(
-                f'{side} = {{ path = "{Path(rel).as_posix()}", size = {path.stat().st_size}, '
-                f'duration = {info.duration_seconds:.3f}, sha256 = "{sha256_file(path)}" }}'
-            )
-        lines.append("")
-    text = "\n".join(lines)
+            table[side] = {
+                "path": Path(os.path.relpath(path, out.parent)).as_posix(),
+                "size": path.stat().st_size,
+                "duration": round(info.duration_seconds, 3),
+                "sha256": sha256_file(path),
+            }
+        tables.append(table)
+    header = "# Source manifest written by `datakit manifest`: rebuilds check these hashes before they start.\n\n"
+    text = header + tomli_w.dumps({"pair": tables})
     atomic_write_text(out, text)
     return text

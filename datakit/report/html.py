@@ -8,7 +8,6 @@ HDR side with BT.2408 reference white and 1000 cd/m^2 marked. Pictures go to ``O
 from __future__ import annotations
 
 import html
-import json
 import os
 from collections import defaultdict
 from pathlib import Path
@@ -22,7 +21,7 @@ from datakit.color.gamut import luminance_weights
 from datakit.color.transfer import st2084_eotf
 from datakit.fsutil import atomic_write_text
 from datakit.report.images import fit_width, hdr_view, histogram_png, hstack, write_png
-from datakit.store.output import read_manifest
+from datakit.store.records import check_id, read_manifest, read_summary
 from datakit.store.shards import ShardReader
 
 THUMB_WIDTH = 240
@@ -43,8 +42,7 @@ def write_report(root: str | os.PathLike[str], *, max_thumbnails: int = 300, pro
     """Write ``OUT/report.html`` (and its PNGs under ``OUT/report/``) from the manifest, summary and shards."""
     root = Path(root)
     records = read_manifest(root)
-    summary_path = root / "summary.json"
-    summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else {}
+    summary = read_summary(root)
     pictures = root / "report"
     pictures.mkdir(exist_ok=True)
 
@@ -52,7 +50,7 @@ def write_report(root: str | os.PathLike[str], *, max_thumbnails: int = 300, pro
     seen: set[tuple[str, object]] = set()
     chosen = []
     for record in records:
-        key = (record["source_id"], record.get("meta", {}).get("clip", record["sample_id"]))  # tiles of a clip
+        key = (record["source_id"], str(record["meta"].get("clip", record["sample_id"])))  # tiles of a clip
         if key not in seen:
             seen.add(key)
             chosen.append(record)
@@ -70,16 +68,16 @@ def write_report(root: str | os.PathLike[str], *, max_thumbnails: int = 300, pro
         nits = st2084_eotf(frame_hdr[::step, ::step].astype(np.float32) / 65535.0) @ weights
         counts += np.histogram(np.clip(nits, HIST_EDGES[0], HIST_EDGES[-1]), HIST_EDGES)[0]
         sheet = hstack([fit_width(sdr[centre], THUMB_WIDTH), fit_width(hdr_view(frame_hdr), THUMB_WIDTH)])
-        name = f"{record['sample_id']}.png"
+        name = f"{check_id(record['sample_id'], 'sample id')}.png"  # a file name: the id check, again here
         write_png(pictures / name, sheet)
-        meta = record.get("meta", {})
-        stats = meta.get("hdr_stats", {})
+        stats = record["meta"].get("hdr_stats")  # free-form: shown only when it holds a number
+        peak = stats.get("peak_nits") if isinstance(stats, dict) else None
         caption = (
             f"{record['sample_id']} · {record['split']} · frames {record['sdr_frames'][0]}–{record['sdr_frames'][-1]}"
             f" · score {record['score']:.2f}"
         )
-        if stats:
-            caption += f" · peak {stats.get('peak_nits', 0):.0f} nits"
+        if isinstance(peak, int | float) and not isinstance(peak, bool):
+            caption += f" · peak {peak:.0f} nits"
         cards.append(f'<figure><img src="report/{_esc(name)}"><figcaption>{_esc(caption)}</figcaption></figure>')
     for reader in readers.values():
         reader.close()
@@ -91,7 +89,8 @@ def write_report(root: str | os.PathLike[str], *, max_thumbnails: int = 300, pro
 
     source_rows = []
     for source_id, status in sorted(summary.get("sources", {}).items()):
-        alignment = status.get("alignment", {})
+        alignment = status.get("alignment") if isinstance(status.get("alignment"), dict) else {}
+        rejected = status.get("rejected") if isinstance(status.get("rejected"), dict) else {}
         source_rows.append(
             {
                 "source": source_id,
@@ -103,7 +102,7 @@ def write_report(root: str | os.PathLike[str], *, max_thumbnails: int = 300, pro
                 "sdr_picture": alignment.get("sdr_picture", ""),
                 "scale": alignment.get("scale", ""),
                 "confidence": alignment.get("confidence", ""),
-                "rejected": ", ".join(f"{k}: {v}" for k, v in status.get("rejected", {}).items()),
+                "rejected": ", ".join(f"{k}: {v}" for k, v in rejected.items()),
                 "error": status.get("error", ""),
                 "verdict": status.get("verdict", ""),
             }

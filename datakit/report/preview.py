@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import numpy as np
 
-from datakit.errors import StoreError
+from datakit.errors import InputError, StoreError
 from datakit.report.images import fit_width, hdr_view, hstack, label, vstack, write_png
-from datakit.store.output import read_manifest
+from datakit.store.records import read_manifest
 from datakit.store.shards import ShardReader
 
 FRAME_WIDTH = 160
 
 
 def describe(meta: dict) -> list[str]:
-    """Short text lines of a sample's synthesis or alignment parameters."""
+    """Short text lines of a sample's synthesis or alignment parameters (``meta`` is free-form, read from the
+    manifest: parameters of an unexpected shape are shown as JSON)."""
+    try:
+        return _describe(meta)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError):
+        text = json.dumps(meta, sort_keys=True)
+        return [text if len(text) <= 100 else text[:97] + "..."]
+
+
+def _describe(meta: dict) -> list[str]:
     d = meta.get("degradation")
     if d:
         tonemap = ", ".join(
@@ -36,6 +46,8 @@ def describe(meta: dict) -> list[str]:
 
 def write_preview(root: str | os.PathLike[str], n: int = 8, out: str | os.PathLike[str] | None = None) -> Path:
     """Write ``OUT/preview.png`` (or ``out``) for the first ``n`` samples of the manifest (spread evenly)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise InputError(f"--n {n!r}: the number of samples must be at least 1")
     root = Path(root)
     records = read_manifest(root)
     if not records:

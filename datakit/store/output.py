@@ -21,23 +21,21 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from datakit.errors import StoreError
 from datakit.fsutil import atomic_write_text
+from datakit.store.records import check_id, parse_manifest_text, read_manifest, read_status, read_text
 from datakit.store.shards import ShardWriter
 
-_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+__all__ = ["OutputFolder", "check_source_id", "read_manifest"]
 
 
 def check_source_id(source_id: str) -> str:
-    """Source ids become file names: letters, digits, '.', '_' and '-' only."""
-    if not _SAFE_ID.match(source_id):
-        raise StoreError(f"source id {source_id!r}: use letters, digits, '.', '_' and '-' only")
-    return source_id
+    """Source ids become file names: letters, digits, '.', '_' and '-' only (:func:`datakit.store.records.check_id`)."""
+    return check_id(source_id, "source id")
 
 
 class OutputFolder:
@@ -112,7 +110,7 @@ class OutputFolder:
         out = {}
         for path in sorted(self.parts.glob("*.json")):
             source_id = path.name.removesuffix(".failed.json").removesuffix(".json")
-            out[source_id] = json.loads(path.read_text(encoding="utf-8"))
+            out[source_id] = read_status(path)
         return out
 
     def finalize(self, extra_summary: dict[str, Any]) -> dict[str, Any]:
@@ -123,11 +121,9 @@ class OutputFolder:
         rejected: Counter[str] = Counter()
         for source_id in sorted(statuses):
             part = self.parts / f"{source_id}.jsonl"
-            text = part.read_text(encoding="utf-8") if part.is_file() else ""
-            for line in text.splitlines():
-                if line.strip():
-                    lines.append(line)
-                    per_split[json.loads(line)["split"]] += 1
+            text = read_text(part) if part.is_file() else ""
+            per_split.update(record["split"] for record in parse_manifest_text(text, str(part)))  # records checked
+            lines.extend(line for line in text.splitlines() if line.strip())
             for reason, count in statuses[source_id].get("rejected", {}).items():
                 rejected[reason] += int(count)
         atomic_write_text(self.manifest, "".join(line + "\n" for line in lines))
@@ -142,18 +138,3 @@ class OutputFolder:
         atomic_write_text(self.summary, json.dumps(summary, indent=2, sort_keys=True))
         return summary
 
-
-def read_manifest(root: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The records of an output folder's manifest.jsonl."""
-    path = Path(root) / "manifest.jsonl"
-    if not path.is_file():
-        raise StoreError(f"{root}: no manifest.jsonl (not a datakit output folder, or the build did not finish)")
-    records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            raise StoreError(f"{path}:{number}: not a JSON line") from None
-    return records

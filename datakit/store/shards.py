@@ -9,6 +9,9 @@ A shard file holds samples of one shape ``(T, H, W)``:
   (N, T) int64 frame indices in the source videos (or synthetic frame numbers), ``times`` (N, T) float64 seconds on
   the SDR timeline, ``crop`` (N, 4) int32 ``[x, y, w, h]`` in HDR-frame pixels, ``score`` float32 (alignment or
   quality score in [0, 1]) and ``meta`` (JSON string per sample).
+- file attributes: ``schema_version``, ``frames`` / ``height`` / ``width``, ``count``, ``split`` (the folder the
+  shard was written to; shards written before it was stored lack it), the encodings, and the producer's own
+  (``recipe_hash``).
 
 One HDF5 chunk per sample per array, compressed with Blosc2-LZ4 + byte shuffle (the hdf5plugin filter decodes
 it; chunks are compressed by :func:`compress_chunk` and written directly; fast random reads: see
@@ -213,6 +216,7 @@ class _OpenShard:
         self.file.attrs["frames"] = t
         self.file.attrs["height"] = h
         self.file.attrs["width"] = w
+        self.file.attrs["split"] = final.parent.name  # what verify compares with the manifest and the folder
         for key, value in ENCODINGS.items():
             self.file.attrs[f"encoding_{key}"] = value
         for key, value in attrs.items():
@@ -343,8 +347,66 @@ class ShardWriter:
             self.abort()
 
 
+_PER_SAMPLE = {  # per-sample datasets: name -> (dtype kind, trailing shape given (T, H, W))
+    "sample_id": ("O", lambda t: ()),
+    "source_id": ("O", lambda t: ()),
+    "meta": ("O", lambda t: ()),
+    "scene": ("i", lambda t: ()),
+    "score": ("f", lambda t: ()),
+    "sdr_frames": ("i", lambda t: (t,)),
+    "hdr_frames": ("i", lambda t: (t,)),
+    "times": ("f", lambda t: (t,)),
+    "crop": ("i", lambda t: (4,)),
+}
+
+
+def check_shard_file(file: Any, path: Path) -> None:
+    """The one check of a shard file's attributes and datasets, run when :class:`ShardReader` opens it.
+
+    Shards are untrusted input: the schema version; ``sdr`` uint8 and ``hdr`` uint16, both ``(N, T, H, W, 3)``;
+    every per-sample dataset present with N rows of the right kind and width; the
+    ``frames`` / ``height`` / ``width`` attributes equal to the arrays' shape; and every dataset chunked and
+    stored in the file itself (HDF5 external storage and virtual datasets, which make a read return the bytes of
+    other files, are refused). Raises :class:`StoreError` naming ``path``.
+    """
+    import h5py
+
+    version = file.attrs.get("schema_version", -1)
+    if not isinstance(version, int | np.integer) or int(version) != SCHEMA_VERSION:
+        raise StoreError(f"{path}: shard schema version {version!r}, expected {SCHEMA_VERSION}")
+    datasets = {}
+    for name in ("sdr", "hdr", *_PER_SAMPLE):
+        item = file.get(name)
+        if not isinstance(item, h5py.Dataset):
+            raise StoreError(f"{path}: not a datakit shard (no dataset {name!r})")
+        if item.is_virtual or item.external or item.id.get_create_plist().get_layout() != h5py.h5d.CHUNKED:
+            raise StoreError(f"{path}: dataset {name!r} is not chunked inside the file (external or virtual storage)")
+        datasets[name] = item
+    sdr, hdr = datasets["sdr"], datasets["hdr"]
+    if sdr.dtype != np.uint8 or hdr.dtype != np.uint16 or sdr.ndim != 5 or sdr.shape != hdr.shape or sdr.shape[-1] != 3:
+        raise StoreError(f"{path}: sdr {sdr.dtype} {sdr.shape} / hdr {hdr.dtype} {hdr.shape}: expected uint8 and "
+                         "uint16 arrays (N, T, H, W, 3)")  # fmt: skip
+    count, t, h, w = sdr.shape[:4]
+    for key, value in (("frames", t), ("height", h), ("width", w)):
+        stored = file.attrs.get(key, value)
+        if not isinstance(stored, int | np.integer) or int(stored) != value:
+            raise StoreError(f"{path}: attribute {key} = {stored!r} but the arrays hold {value}")
+    for name, (kind, trailing) in _PER_SAMPLE.items():
+        dataset = datasets[name]
+        if dataset.shape != (count, *trailing(t)) or dataset.dtype.kind != kind:
+            raise StoreError(f"{path}: per-sample dataset {name!r} is {dataset.dtype} {dataset.shape}, expected "
+                             f"{count} rows of {trailing(t) or 'one value'}")  # fmt: skip
+
+
 class ShardReader:
-    """Read samples from one shard file; opens the HDF5 file lazily (once per process/DataLoader worker)."""
+    """Read samples from one shard file; opens the HDF5 file lazily (once per process/DataLoader worker).
+
+    The file is checked when opened (:func:`check_shard_file`); a chunk that fails to decode raises
+    :class:`StoreError` naming the shard and the sample, with the advice to run ``datakit verify``.
+    """
+
+    advise_verify = True
+    """Whether a damaged-chunk error advises ``datakit verify`` (verify itself turns it off)."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
@@ -359,12 +421,15 @@ class ShardReader:
             import hdf5plugin  # noqa: F401  (registers the Blosc2 filter)
 
             try:
-                self._file = h5py.File(self.path, "r")
+                handle = h5py.File(self.path, "r")
             except OSError as error:
                 raise StoreError(f"{self.path}: not a readable HDF5 shard ({error})") from None
-            version = int(self._file.attrs.get("schema_version", -1))
-            if version != SCHEMA_VERSION:
-                raise StoreError(f"{self.path}: shard schema version {version}, expected {SCHEMA_VERSION}")
+            try:
+                check_shard_file(handle, self.path)
+            except BaseException:
+                handle.close()
+                raise
+            self._file = handle
         return self._file
 
     def __len__(self) -> int:
@@ -375,28 +440,70 @@ class ShardReader:
         """(T, H, W) of every sample in this shard."""
         return tuple(int(v) for v in self.file["sdr"].shape[1:4])  # type: ignore[return-value]
 
+    def _damaged(self, index: int, error: Exception) -> StoreError:
+        try:
+            name = f" ({self.file['sample_id'][index].decode()})"
+        except Exception:  # the metadata may be damaged too
+            name = ""
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if not self.advise_verify:
+            return StoreError(f"{self.path}: sample {index}{name} unreadable ({first})")
+        root = self.path.parent.parent.parent if self.path.parent.parent.name == "shards" else self.path.parent
+        return StoreError(f"{self.path}: sample {index}{name} unreadable ({first}); run `datakit verify {root}`")
+
+    def _check_index(self, index: int) -> int:
+        count = len(self)
+        if not isinstance(index, int | np.integer) or not 0 <= int(index) < count:
+            raise StoreError(f"{self.path}: sample index {index!r} outside the {count} samples of this shard")
+        return int(index)
+
+    def window(
+        self, index: int, frames: slice = slice(None), rows: slice = slice(None), cols: slice = slice(None)
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(sdr uint8, hdr uint16) arrays ``(t, h, w, 3)`` of a window of one sample (reads its whole chunk)."""
+        index = self._check_index(index)
+        try:
+            return self.file["sdr"][index, frames, rows, cols], self.file["hdr"][index, frames, rows, cols]
+        except OSError as error:  # h5py: "Can't read data (filter returned failure ...)"
+            raise self._damaged(index, error) from None
+
     def arrays(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """(sdr uint8, hdr uint16) arrays (T, H, W, 3) of one sample."""
-        return self.file["sdr"][index], self.file["hdr"][index]
+        return self.window(index)
 
     def crop(self, index: int, y: int, x: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
         """A spatial window of one sample (reads the whole chunk, returns the window)."""
-        sdr, hdr = self.arrays(index)
-        return sdr[:, y : y + h, x : x + w], hdr[:, y : y + h, x : x + w]
+        return self.window(index, slice(None), slice(y, y + h), slice(x, x + w))
 
     def record(self, index: int) -> dict[str, Any]:
+        """The per-sample metadata stored with sample ``index`` (what its manifest record must repeat)."""
+        index = self._check_index(index)
+        return self._records(slice(index, index + 1), index)[0]
+
+    def records(self) -> list[dict[str, Any]]:
+        """:meth:`record` of every sample, each per-sample dataset read once."""
+        return self._records(slice(None), 0)
+
+    def _records(self, rows: slice, first: int) -> list[dict[str, Any]]:
         f = self.file
-        return {
-            "sample_id": f["sample_id"][index].decode(),
-            "source_id": f["source_id"][index].decode(),
-            "scene": int(f["scene"][index]),
-            "score": float(f["score"][index]),
-            "sdr_frames": f["sdr_frames"][index].tolist(),
-            "hdr_frames": f["hdr_frames"][index].tolist(),
-            "times": f["times"][index].tolist(),
-            "crop": f["crop"][index].tolist(),
-            "meta": json.loads(f["meta"][index]),
-        }
+        try:
+            columns = {name: f[name][rows] for name in _PER_SAMPLE}
+            return [
+                {
+                    "sample_id": columns["sample_id"][k].decode(),
+                    "source_id": columns["source_id"][k].decode(),
+                    "scene": int(columns["scene"][k]),
+                    "score": float(columns["score"][k]),
+                    "sdr_frames": columns["sdr_frames"][k].tolist(),
+                    "hdr_frames": columns["hdr_frames"][k].tolist(),
+                    "times": columns["times"][k].tolist(),
+                    "crop": columns["crop"][k].tolist(),
+                    "meta": json.loads(columns["meta"][k]),
+                }
+                for k in range(len(columns["sample_id"]))
+            ]
+        except (OSError, ValueError, AttributeError) as error:  # a damaged chunk, bytes that are not UTF-8 / JSON
+            raise self._damaged(first, error) from None
 
     def __iter__(self) -> Iterator[tuple[dict[str, Any], np.ndarray, np.ndarray]]:
         for index in range(len(self)):
