@@ -18,12 +18,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from datakit.commands.build import print_summary
+    from datakit.commands.build import finish
     from datakit.synth.build import synth_dataset
 
     summary = synth_dataset(
         args.recipe, args.out, images=args.images, videos=args.videos, seed=args.seed,
         workers=args.workers, engine=args.engine,
     )  # fmt: skip
-    print_summary(summary, args.out)
-    return 0
+    return finish(summary, args.out)
