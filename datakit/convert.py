@@ -29,8 +29,11 @@ One decode, one encode:
    cd/m^2) and CTA-861.3 MaxCLL / MaxFALL measured on the output frames. Every frame keeps the source's
    presentation time (variable frame rate survives), shifted so that the video starts at 0.
 5. Audio streams are copied packet for packet (no re-encoding) from the source into the final file; the video
-   is first written to a temporary file beside the output, then both are muxed. The output appears under its
-   final name only when everything succeeded (:func:`datakit.fsutil.atomic_path`).
+   is first written to a temporary file, then both are muxed. The output appears under its final name only
+   when everything succeeded: every temporary file (the encoder's output, the spooled frames, the video before
+   muxing) lives in the work folder ``.<output name>.partial`` beside the output, locked while a conversion
+   runs (:func:`work_folder`); the finished file is renamed out of it. A killed conversion leaves only that
+   folder, which the next conversion to the same output (a rerun, ``--overwrite``) removes first.
 
 Without ``model`` and ``checkpoint`` the ``classical`` conversion (BT.1886 -> BT.2020 -> BT.2408 203 cd/m^2
 white -> PQ) runs, which needs no weights. A learned model without ``checkpoint`` uses the shipped checkpoint
@@ -40,10 +43,12 @@ white -> PQ) runs, which needs no weights. A learned model without ``checkpoint`
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import heapq
 import os
+import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -55,7 +60,7 @@ import numpy as np
 
 import datakit
 from datakit.errors import DatakitError, InputError, ModelError, OutputExistsError, UnsupportedFormatError
-from datakit.fsutil import atomic_path
+from datakit.fsutil import write_failure
 
 if TYPE_CHECKING:
     import torch
@@ -438,16 +443,47 @@ def _audio_streams(src: Path, container_format: str, dst: Path) -> list[int]:
 
 
 @contextlib.contextmanager
-def _temporary(folder: Path, suffix: str) -> Iterator[Path]:
-    """A temporary file name in ``folder`` removed on exit."""
-    fd, name = tempfile.mkstemp(prefix=".convert.", suffix=f".video{suffix}", dir=folder)
-    os.close(fd)
-    path = Path(name)
+def work_folder(dst: Path) -> Iterator[Path]:
+    """The folder ``.<dst name>.partial`` beside ``dst`` that holds a conversion's temporary files, emptied
+    first (what a killed conversion left there) and removed on exit.
+
+    It is locked (``flock``) while the conversion runs: a second conversion to the same output is refused
+    instead of removing the first one's files.
+    """
+    work = dst.parent / f".{dst.name}.partial"
     try:
-        yield path
+        work.mkdir(parents=True, exist_ok=True)
+        fd = os.open(work, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as error:
+        raise write_failure(error, work) from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OutputExistsError(f"{dst}: another datakit convert is writing it ({work} is locked)") from None
+        for leftover in work.iterdir():
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
+        yield work
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+        shutil.rmtree(work, ignore_errors=True)
+        os.close(fd)
+
+
+_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EPERM})
+
+
+@contextlib.contextmanager
+def _naming_refused_writes(dst: Path) -> Iterator[None]:
+    """Turn a write the system refused (full disk, read-only folder) into one line naming the output."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno in _WRITE_ERRNOS:
+            raise write_failure(error, dst) from None
+        raise
 
 
 def _mux(video: Path, src: Path, audio: list[int], out_path: Path, container_format: str) -> None:
@@ -576,8 +612,10 @@ def convert_video(
     from tqdm import tqdm
 
     with contextlib.ExitStack() as stack:
-        final_tmp = stack.enter_context(atomic_path(dst))
-        video_path = stack.enter_context(_temporary(dst.parent, ext)) if audio else final_tmp
+        work = stack.enter_context(work_folder(dst))
+        final_tmp = work / f"output{ext}"
+        video_path = work / f"video{ext}" if audio else final_tmp
+        stack.enter_context(_naming_refused_writes(dst))
         reader = stack.enter_context(VideoReader(src, encoding="auto" if force else "sdr"))
         notes += [w for w in reader.warnings if w not in notes] + reader.assumptions
         bar = stack.enter_context(
@@ -610,6 +648,7 @@ def convert_video(
         light = writer.light_level
         if audio:
             _mux(video_path, src, audio, final_tmp, container_format)
+        os.replace(final_tmp, dst)
     if timing.repaired:
         notes.append(f"{timing.repaired} non-increasing frame timestamp(s) were moved one tick later")
     notes += converter.notes

@@ -7,11 +7,20 @@ so every engine gives the same result.
 
 Thread budget: each worker gets ``threads_per_worker = max(1, cores // workers)`` and sets PyAV decode threads,
 OpenCV, Blosc and torch to it, so that ``workers x threads`` never oversubscribes the machine.
+
+Workers die with the run: a process-pool worker asks the kernel to kill it when its parent dies
+(``PR_SET_PDEATHSIG`` on Linux) and, before it publishes anything, checks that its parent is still the process
+that started it (:func:`ensure_parent_alive`), so a ``kill -9`` of ``datakit build --workers N`` leaves nothing
+writing into the folder (whose lock died with the parent). Ray ends the tasks of a driver that died itself.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
+import signal
+import sys
 import traceback
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -57,10 +66,35 @@ def limit_threads(threads: int) -> None:
         cv2.setNumThreads(threads)
     except ImportError:  # pragma: no cover
         pass
-    import sys
-
     if "torch" in sys.modules:  # do not import torch just to limit it
         sys.modules["torch"].set_num_threads(threads)
+
+
+_PARENT_PID: int | None = None  # in a process-pool worker: the pid of the run that started it
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+ORPHANED_EXIT_STATUS = 70  # a worker that outlived its run stops with this status, having published nothing
+
+
+def _init_worker(threads: int, parent_pid: int) -> None:
+    """Process-pool initializer: die with the parent, then cap the thread pools (:func:`limit_threads`)."""
+    global _PARENT_PID
+    _PARENT_PID = parent_pid
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):  # no prctl in this libc: the check below remains
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    ensure_parent_alive()  # the parent may have died before the request took effect
+    limit_threads(threads)
+
+
+def parent_alive() -> bool:
+    """Whether the run that started this worker is still alive (always true outside a process-pool worker)."""
+    return _PARENT_PID is None or os.getppid() == _PARENT_PID
+
+
+def ensure_parent_alive() -> None:
+    """Stop this process at once if it is a worker whose run died: called before anything is published."""
+    if not parent_alive():
+        os._exit(ORPHANED_EXIT_STATUS)
 
 
 def worker_threads() -> int:
@@ -125,7 +159,7 @@ def run_jobs(
             context = multiprocessing.get_context("spawn")
             # the initializer runs before a job (and numpy with it) is unpickled, so BLAS reads the thread cap
             with ProcessPoolExecutor(
-                max_workers=workers, mp_context=context, initializer=limit_threads, initargs=(threads,)
+                max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(threads, os.getpid())
             ) as pool:
                 futures = {pool.submit(_run_job, job, threads): i for i, job in enumerate(jobs)}
                 for future in as_completed(futures):

@@ -44,3 +44,8 @@ class ModelError(DatakitError):
 
 class OutputExistsError(DatakitError):
     """The output path exists and overwriting it was not requested."""
+
+
+class OutputWriteError(StoreError):
+    """An output could not be written: a full disk, a read-only folder, no permission (the message names the
+    path and the cause)."""

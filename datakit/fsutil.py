@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from datakit.errors import OutputWriteError
 
 
 def _umask() -> int:
@@ -57,6 +61,35 @@ def atomic_path(final: str | os.PathLike[str], suffix: str | None = None) -> Ite
 
 
 def atomic_write_text(final: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` to ``final`` atomically (UTF-8)."""
-    with atomic_path(final) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+    """Write ``text`` to ``final`` atomically (UTF-8); a refused write raises :class:`OutputWriteError`."""
+    try:
+        with atomic_path(final) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise write_failure(error, final) from None
+
+
+_TEMPORARY = re.compile(r"\..+\.[a-z0-9_]+\.part(\.[A-Za-z0-9]+)?")  # mkstemp's token has no dot
+
+
+def is_temporary(name: str) -> bool:
+    """Whether ``name`` is a temporary file of :func:`atomic_path` (``.<stem>.<token>.part<ext>``), the naming
+    the shard writer uses too; a folder's owner removes those a killed run left behind."""
+    return _TEMPORARY.fullmatch(name) is not None
+
+
+_ERRNO_IN_MESSAGE = re.compile(r"errno = (\d+)")  # HDF5 names the system error inside its own message
+
+
+def write_failure(error: OSError, path: str | os.PathLike[str]) -> OutputWriteError:
+    """The one-line error for a write the system refused: ``<path>: cannot write (<cause>)``.
+
+    The cause is the system's (``No space left on device``, ``Read-only file system``...), also when the
+    error comes from a library that wraps it in a long message of its own (HDF5).
+    """
+    code = error.errno
+    if code is None or code not in errno.errorcode:
+        found = _ERRNO_IN_MESSAGE.search(str(error))
+        code = int(found.group(1)) if found else None
+    cause = os.strerror(code) if code else (str(error).splitlines() or [type(error).__name__])[0]
+    return OutputWriteError(f"{path}: cannot write ({cause})")

@@ -92,6 +92,49 @@ def test_reset_source_removes_leftovers(tmp_path):
     assert all("pairA" not in p.name for p in list_shards(tmp_path))
 
 
+def test_reset_source_removes_only_that_source(tmp_path):
+    """``sky``'s files are not ``sky-2``'s: the id ends where the shape field starts."""
+    out, _ = build(tmp_path, sources=("sky-2", "sky", "sky.v2"))
+    leftover = tmp_path / "shards" / "train" / ".sky-3x16x16-000.abcd1234.part.h5"
+    other = tmp_path / "shards" / "train" / ".sky-2-3x16x16-000.abcd1234.part.h5"
+    leftover.touch()
+    other.touch()
+    out.reset_source("sky")
+    kept = sorted(p.relative_to(tmp_path / "shards").as_posix() for p in list_shards(tmp_path))
+    assert kept == [f"{split}/{source}-3x16x16-000.h5" for split in ("test", "train") for source in ("sky-2", "sky.v2")]
+    assert not leftover.exists() and other.exists()
+    assert out.is_done("sky-2") and out.is_done("sky.v2") and not out.is_done("sky")
+
+
+def test_folder_lock_refuses_a_second_writer(tmp_path):
+    import os
+
+    first = OutputFolder(tmp_path / "out")
+    with first.locked():
+        assert (tmp_path / "out" / ".datakit.lock").read_text().strip() == str(os.getpid())
+        busy = pytest.raises(StoreError, match=rf"out: another datakit run \(pid {os.getpid()}\)")
+        with busy, OutputFolder(tmp_path / "out").locked():
+            pass
+    with OutputFolder(tmp_path / "out").locked():  # released at the end of the block
+        pass
+
+
+def test_claim_removes_a_killed_runs_temporaries(tmp_path):
+    out, _ = build(tmp_path)
+    stale = [
+        tmp_path / "parts" / ".pairA.k3j2l1m0.part.jsonl",
+        tmp_path / ".manifest.x0y9z8w7.part.jsonl",
+        tmp_path / "shards" / "train" / ".pairA-3x16x16-000.q1w2e3r4.part.h5",
+    ]
+    for path in stale:
+        path.write_text("half written")
+    assert "pairA" in out.statuses() and len(out.statuses()) == 2  # a temporary is never read as a status
+    with out.locked():
+        out.claim({"name": "unit"}, "digest")
+    assert not any(path.exists() for path in stale)
+    assert len(list_shards(tmp_path)) == 4
+
+
 def test_verify_detects_damage(tmp_path):
     build(tmp_path)
     assert verify_output(tmp_path, progress=False)["problems"] == []

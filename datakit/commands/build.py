@@ -1,8 +1,15 @@
-"""``datakit build RECIPE --pairs PAIRS --out OUT``: the paired-video dataset."""
+"""``datakit build RECIPE --pairs PAIRS --out OUT``: the paired-video dataset.
+
+Exit status of ``build``, ``synth`` and ``demo`` (:func:`finish`, the one place that decides it): 0 when every
+source of the folder is done, 1 when some failed (they are listed, and the last line on stderr says how many),
+2 when the run as a whole could not go on (bad invocation, bad recipe or pairs file, a folder another run is
+writing or that cannot be written: one line on stderr, from :mod:`datakit.cli`).
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 from datakit.commands import output_folder, positive_int
 
@@ -22,7 +29,17 @@ def run(args: argparse.Namespace) -> int:
 
     output_folder(args.out)
     summary = build_dataset(args.recipe, args.pairs, args.out, workers=args.workers, engine=args.engine)
-    print_summary(summary, args.out)
+    return finish(summary, args.out)
+
+
+def finish(summary: dict, out: str) -> int:
+    """Print the summary of a finished run and return its exit status: 0 when every source is done, else 1,
+    with ``N of M sources failed`` as the last line on stderr."""
+    print_summary(summary, out)
+    failed, total = len(summary["failed_sources"]), len(summary["sources"])
+    if failed:
+        print(f"datakit: {failed} of {total} sources failed", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
 
-    from datakit.commands.build import print_summary
+    from datakit.commands.build import finish
     from datakit.io.probe import probe
     from datakit.pairs.build import build_dataset
     from datakit.pairs.sources import PairSource, write_source_manifest
@@ -36,5 +36,4 @@ def run(args: argparse.Namespace) -> int:
     write_source_manifest(pairs, pairs_file)
     print(f"source manifest (sizes, durations, sha256): {pairs_file}")
     summary = build_dataset(args.recipe or shipped_recipe("hdrtvmf1k"), pairs_file, out / "dataset")
-    print_summary(summary, str(out / "dataset"))
-    return 0
+    return finish(summary, str(out / "dataset"))

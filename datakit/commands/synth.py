@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from datakit.commands.build import print_summary
+    from datakit.commands.build import finish
     from datakit.synth.build import synth_dataset
 
     output_folder(args.out)
@@ -28,5 +28,4 @@ def run(args: argparse.Namespace) -> int:
         args.recipe, args.out, images=args.images, videos=args.videos, seed=args.seed,
         workers=args.workers, engine=args.engine,
     )  # fmt: skip
-    print_summary(summary, args.out)
-    return 0
+    return finish(summary, args.out)

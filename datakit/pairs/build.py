@@ -48,21 +48,22 @@ def build_dataset(
     frame_memory_bytes()  # a bad setting stops the build here, not every pair on its own
     folder = OutputFolder(out)
     digest = recipe_hash(recipe)
-    folder.claim(recipe, digest)
-    jobs = [
-        Job(pair.pair_id, build_pair, (pair, recipe, digest, str(folder.root)))
-        for pair in pairs
-        if not folder.is_done(pair.pair_id)
-    ]
-    results = run_jobs(jobs, workers=workers, engine=engine, desc="pairs")
-    folder.record_failures(results)
-    summary = folder.finalize(
-        {"recipe": recipe, "recipe_hash": digest, "tool_version": __version__, "pair_count": len(pairs)}
-    )
-    if report:
-        from datakit.report.html import write_report
+    with folder.locked():  # one writer at a time, from the first write to the last
+        folder.claim(recipe, digest)
+        jobs = [
+            Job(pair.pair_id, build_pair, (pair, recipe, digest, str(folder.root)))
+            for pair in pairs
+            if not folder.is_done(pair.pair_id)
+        ]
+        results = run_jobs(jobs, workers=workers, engine=engine, desc="pairs")
+        folder.record_failures(results)
+        summary = folder.finalize(
+            {"recipe": recipe, "recipe_hash": digest, "tool_version": __version__, "pair_count": len(pairs)}
+        )
+        if report:
+            from datakit.report.html import write_report
 
-        summary["report"] = str(write_report(folder.root))
+            summary["report"] = str(write_report(folder.root))
     return summary
 
 

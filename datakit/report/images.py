@@ -10,7 +10,7 @@ import numpy as np
 
 from datakit.color.gamut import convert_gamut
 from datakit.color.transfer import srgb_inverse_eotf, st2084_eotf
-from datakit.fsutil import atomic_path
+from datakit.fsutil import atomic_path, write_failure
 
 
 def hdr_view(rgb_pq: np.ndarray, white_nits: float = 203.0) -> np.ndarray:
@@ -37,11 +37,17 @@ def fit_width(rgb: np.ndarray, width: int) -> np.ndarray:
 
 
 def write_png(path: str | os.PathLike[str], rgb: np.ndarray) -> Path:
-    """Write an (H, W, 3) uint8 RGB picture as PNG, atomically."""
+    """Write an (H, W, 3) uint8 RGB picture as PNG, atomically (encoded in memory, so that a refused write
+    names its cause: :class:`datakit.errors.OutputWriteError`)."""
     path = Path(path)
-    with atomic_path(path) as tmp:
-        if not cv2.imwrite(str(tmp), cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR)):
-            raise OSError(f"could not write {path}")
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ValueError(f"{path}: OpenCV could not encode a {rgb.shape} picture as PNG")
+    try:
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(encoded.tobytes())
+    except OSError as error:
+        raise write_failure(error, path) from None
     return path
 
 

@@ -11,24 +11,32 @@ Layout::
       manifest.jsonl                                all records, sources in sorted order (rebuilt from parts/)
       summary.json                                  counts per split, rejections by reason, per-source status
       report.html                                   the human report (datakit.report)
+      .datakit.lock                                 the writer's lock (``flock``), with the holder's pid
 
 The unit of work is one source (a video pair or an image). A source is done when ``parts/<source>.json`` exists;
 a rerun skips it. An unfinished source's leftovers (shards, records) are removed before it is redone, so the
 final manifest equals that of an uninterrupted run.
+
+One writer at a time: ``build`` and ``synth`` hold an exclusive lock on the folder (:meth:`OutputFolder.locked`)
+from before their first write until the end; a second run into the same folder is refused. Under the lock,
+the temporary files of a run that was killed are leftovers, and :meth:`OutputFolder.claim` removes them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from datakit.errors import StoreError
-from datakit.fsutil import atomic_write_text
+from datakit.fsutil import atomic_write_text, is_temporary, write_failure
 from datakit.store.records import check_id, parse_manifest_text, read_manifest, read_status, read_text
-from datakit.store.shards import ShardWriter
+from datakit.store.shards import ShardWriter, shard_source
 
 __all__ = ["OutputFolder", "check_source_id", "read_manifest"]
 
@@ -48,14 +56,54 @@ class OutputFolder:
         self.manifest = self.root / "manifest.jsonl"
         self.summary = self.root / "summary.json"
         self.report = self.root / "report.html"
+        self.lock = self.root / ".datakit.lock"
 
     def prepare(self) -> None:
-        self.shards.mkdir(parents=True, exist_ok=True)
-        self.parts.mkdir(parents=True, exist_ok=True)
+        try:
+            self.shards.mkdir(parents=True, exist_ok=True)
+            self.parts.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise write_failure(error, self.root) from None
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the folder's exclusive writer lock for the block (``flock`` on ``.datakit.lock``).
+
+        Taken by the process that schedules the jobs, before anything is written; the kernel releases it when
+        that process ends, however it ends. A folder another run holds is refused with its pid; a folder that
+        cannot be written raises :class:`datakit.errors.OutputWriteError`.
+        """
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as error:
+            raise write_failure(error, self.root) from None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+                raise StoreError(
+                    f"{self.root}: another datakit run (pid {holder}) is writing this folder; "
+                    "wait for it to end or use another --out"
+                ) from None
+            try:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            except OSError as error:
+                raise write_failure(error, self.lock) from None
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     def claim(self, recipe: dict[str, Any], digest: str) -> None:
-        """Prepare the folder for a recipe; refuse to resume a folder that was started with another recipe."""
+        """Prepare the folder for a recipe; refuse to resume a folder that was started with another recipe.
+
+        Call it holding :meth:`locked`: the check and the write of ``recipe.json`` are then one step, and the
+        temporary files found are a killed run's leftovers, removed here.
+        """
         self.prepare()
+        self._remove_temporaries()
         path = self.root / "recipe.json"
         if path.is_file():
             previous = json.loads(path.read_text(encoding="utf-8")).get("recipe_hash")
@@ -66,16 +114,27 @@ class OutputFolder:
             return
         atomic_write_text(path, json.dumps({"recipe_hash": digest, "recipe": recipe}, indent=2, sort_keys=True))
 
+    def _remove_temporaries(self) -> None:
+        """Remove the temporary files (:func:`datakit.fsutil.is_temporary`) of runs that were killed; called
+        under the lock only, when no live run owns one."""
+        splits = [p for p in self.shards.iterdir() if p.is_dir()] if self.shards.is_dir() else []
+        for folder in (self.root, self.parts, self.root / "report", *splits):
+            for path in folder.iterdir() if folder.is_dir() else ():
+                if is_temporary(path.name) and path.is_file():
+                    path.unlink(missing_ok=True)
+
     def is_done(self, source_id: str) -> bool:
         return (self.parts / f"{source_id}.json").is_file()
 
     def reset_source(self, source_id: str) -> None:
-        """Remove whatever an interrupted run of this source left behind."""
+        """Remove whatever an interrupted run of this source left behind: its shards (published or being
+        written: the names :func:`datakit.store.shards.shard_source` attributes to it, and no other source's)
+        and its parts."""
         check_source_id(source_id)
-        for path in self.shards.glob(f"*/{source_id}-*.h5"):
-            path.unlink()
-        for path in self.shards.glob(f"*/.{source_id}-*.part.h5"):
-            path.unlink()
+        for split in self.shards.iterdir() if self.shards.is_dir() else ():
+            for path in split.iterdir() if split.is_dir() else ():
+                if shard_source(path.name) == source_id:
+                    path.unlink(missing_ok=True)
         for suffix in (".jsonl", ".json", ".failed.json"):
             (self.parts / f"{source_id}{suffix}").unlink(missing_ok=True)
 
@@ -84,6 +143,9 @@ class OutputFolder:
 
     def publish_source(self, source_id: str, records: list[dict[str, Any]], status: dict[str, Any]) -> None:
         """Write a finished source's records, then its status (the done marker), each atomically."""
+        from datakit.engine import ensure_parent_alive
+
+        ensure_parent_alive()  # a worker whose run is gone publishes nothing
         lines = []
         for record in records:
             record = dict(record)
@@ -96,6 +158,9 @@ class OutputFolder:
 
     def publish_failure(self, source_id: str, status: dict[str, Any]) -> None:
         """Record a failed source (not a done marker: a rerun tries it again)."""
+        from datakit.engine import ensure_parent_alive
+
+        ensure_parent_alive()
         status = {**status, "source_id": source_id, "state": "failed", "samples": 0}
         atomic_write_text(self.parts / f"{source_id}.failed.json", json.dumps(status, indent=2, sort_keys=True))
 
@@ -109,6 +174,8 @@ class OutputFolder:
         """Status of every finished or failed source, by source id."""
         out = {}
         for path in sorted(self.parts.glob("*.json")):
+            if path.name.startswith("."):  # a temporary file, not a status
+                continue
             source_id = path.name.removesuffix(".failed.json").removesuffix(".json")
             out[source_id] = read_status(path)
         return out

@@ -21,9 +21,13 @@ file named ``*.h5`` in ``shards/`` is always complete.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import os
+import re
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from datakit.errors import StoreError
+from datakit.fsutil import published_mode, write_failure
 from datakit.store.blosc import compress_bytes, frame_template, shuffle_params
 
 SCHEMA_VERSION = 1
@@ -182,18 +187,152 @@ def compress_chunk(array: np.ndarray) -> bytes | np.ndarray:
     return bytes(frame.to_cframe())
 
 
+_SHARD_NAME = re.compile(r"(?P<source>.+)-(?P<t>[0-9]+)x(?P<h>[0-9]+)x(?P<w>[0-9]+)-(?P<k>[0-9]{3,})")
+_TEMPORARY = re.compile(r"\.(?P<stem>.+)\.[a-z0-9_]+\.part\.h5")  # mkstemp's token: no dot in it
+
+
+def shard_name(source_id: str, shape: tuple[int, int, int], k: int) -> str:
+    """The file name of a source's ``k``-th shard of samples shaped ``(T, H, W)``:
+    ``<source>-<T>x<H>x<W>-<k:03d>.h5``."""
+    t, h, w = shape
+    return f"{source_id}-{t}x{h}x{w}-{k:03d}.h5"
+
+
+def shard_source(name: str) -> str | None:
+    """The source id a shard file name belongs to, for a published shard (:func:`shard_name`) or one being
+    written (``.<shard stem>.<token>.part.h5``); ``None`` for any other name.
+
+    The id is what precedes the shape field, so ``sky`` and ``sky-2`` never claim each other's files (the
+    name ends with ``-<T>x<H>x<W>-<k>``, which fixes where the id stops).
+    """
+    temporary = _TEMPORARY.fullmatch(name)
+    stem = temporary.group("stem") if temporary else name.removesuffix(".h5") if name.endswith(".h5") else None
+    match = _SHARD_NAME.fullmatch(stem) if stem else None
+    return match.group("source") if match else None
+
+
+class _DiskFile(io.RawIOBase):
+    """The shard file as HDF5 writes it (h5py's ``fileobj`` driver): a write the disk refuses (full disk,
+    read-only folder) is recorded in :attr:`error`, and HDF5 is not told.
+
+    HDF5 cannot recover from a failed write of its own: a file whose flush or close failed cannot be closed
+    again, and the library segfaults when it tries (again, or when the object is freed): this is how ``synth``
+    crashed when the disk filled. Here HDF5 never sees the failure: what it writes after it is kept in memory
+    (read back from there), so that the file still closes; the writer checks :attr:`error` after every call and
+    removes the file.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self._fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        self._pos = 0
+        self._size = 0
+        self._unwritten: list[tuple[int, bytes]] = []  # (offset, data) written after the failure
+        self.error: OSError | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self._size}[whence]
+        self._pos = base + offset
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        n = len(view)
+        data = os.pread(self._fd, n, self._pos)
+        view[: len(data)] = data
+        view[len(data) :] = bytes(n - len(data))
+        for offset, blob in self._unwritten:
+            lo, hi = max(offset, self._pos), min(offset + len(blob), self._pos + n)
+            if lo < hi:
+                view[lo - self._pos : hi - self._pos] = blob[lo - offset : hi - offset]
+        self._pos += n
+        return n
+
+    def write(self, buffer: Any) -> int:
+        data = memoryview(buffer).cast("B")
+        if self.error is None:
+            try:
+                done = 0
+                while done < len(data):
+                    done += os.pwrite(self._fd, data[done:], self._pos + done)
+            except OSError as error:
+                self.error = error
+        if self.error is not None:
+            self._unwritten.append((self._pos, bytes(data)))
+        self._pos += len(data)
+        self._size = max(self._size, self._pos)
+        return len(data)
+
+    def truncate(self, size: int | None = None) -> int:
+        size = self._pos if size is None else size
+        if self.error is None:
+            try:
+                os.ftruncate(self._fd, size)
+            except OSError as error:
+                self.error = error
+        self._size = size
+        return size
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        if not self.closed:
+            os.close(self._fd)
+        super().close()
+
+
 class _OpenShard:
-    """One shard file being written (under its temporary name)."""
+    """One shard file being written (under a temporary name unique to this writer)."""
 
     def __init__(self, final: Path, shape: tuple[int, int, int], attrs: dict[str, Any]) -> None:
         import h5py
 
         self.final = final
-        self.tmp = final.with_name(f".{final.stem}.part.h5")
-        self.tmp.parent.mkdir(parents=True, exist_ok=True)
-        self.file = h5py.File(self.tmp, "w")
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=".part.h5", dir=final.parent)
+            os.fchmod(fd, published_mode())  # mkstemp makes 0600; a published shard has the umask's mode
+            os.close(fd)
+        except OSError as error:
+            raise write_failure(error, final.parent) from None
+        self.tmp = Path(tmp)
         self.count = 0
         self.bytes = 0
+        self.rows: list[tuple[Any, ...]] = []
+        self.disk: _DiskFile | None = None
+        self.file: Any = None
+        try:
+            self.disk = _DiskFile(self.tmp)
+            self.file = h5py.File(self.disk, "w")
+            self._create(shape, attrs)
+            self._check()
+        except BaseException as error:
+            self.abort()
+            if isinstance(error, OSError):
+                raise write_failure(error, self.tmp) from None
+            raise
+
+    def _check(self) -> None:
+        """Raise the write the disk refused, naming the file and the cause."""
+        if self.disk is not None and self.disk.error is not None:
+            raise write_failure(self.disk.error, self.tmp)
+
+    def _create(self, shape: tuple[int, int, int], attrs: dict[str, Any]) -> None:
+        import h5py
+
         t, h, w = shape
         comp = shard_compression()
         string = h5py.string_dtype()
@@ -211,12 +350,11 @@ class _OpenShard:
             self.file.create_dataset(name, shape=(0, t), maxshape=(None, t), dtype=dtype, chunks=(256, t))
         self.file.create_dataset("crop", shape=(0, 4), maxshape=(None, 4), dtype=np.int32, chunks=(256, 4))
         self.pixels = {name: self.file[name] for name in ("sdr", "hdr")}
-        self.rows: list[tuple[Any, ...]] = []
         self.file.attrs["schema_version"] = SCHEMA_VERSION
         self.file.attrs["frames"] = t
         self.file.attrs["height"] = h
         self.file.attrs["width"] = w
-        self.file.attrs["split"] = final.parent.name  # what verify compares with the manifest and the folder
+        self.file.attrs["split"] = self.final.parent.name  # what verify compares with the manifest and the folder
         for key, value in ENCODINGS.items():
             self.file.attrs[f"encoding_{key}"] = value
         for key, value in attrs.items():
@@ -233,6 +371,7 @@ class _OpenShard:
             if chunk is None:
                 chunk = compress_chunk(array)
             dataset.id.write_direct_chunk((index,) + (0,) * array.ndim, chunk)
+        self._check()
         self.rows.append(
             (
                 sample.sample_id,
@@ -261,22 +400,45 @@ class _OpenShard:
             dataset[:] = np.stack(values) if isinstance(values[0], np.ndarray) else list(values)
 
     def close(self) -> None:
+        """Finish the file and rename it into place (the caller aborts it if this raises)."""
+        from datakit.engine import ensure_parent_alive
+
         self._write_rows()
         self.file.attrs["count"] = self.count
-        self.file.close()
-        os.replace(self.tmp, self.final)
+        file, self.file = self.file, None
+        file.close()
+        self._check()
+        disk, self.disk = self.disk, None
+        if disk is not None:
+            disk.close()
+        ensure_parent_alive()  # a worker whose run is gone publishes nothing
+        try:
+            os.replace(self.tmp, self.final)
+        except OSError as error:
+            raise write_failure(error, self.final) from None
 
     def abort(self) -> None:
-        self.file.close()
-        self.tmp.unlink(missing_ok=True)
+        """Drop the file and remove it. Never raises: the removal does not depend on closing the file (HDF5's
+        close cannot fail here, see :class:`_DiskFile`, but the file goes whatever happens)."""
+        file, disk, self.file, self.disk = self.file, self.disk, None, None
+        try:
+            if file is not None:
+                with contextlib.suppress(Exception):
+                    file.close()
+            if disk is not None:
+                with contextlib.suppress(Exception):
+                    disk.close()
+        finally:
+            with contextlib.suppress(OSError):
+                self.tmp.unlink()
 
 
 class ShardWriter:
     """Append :class:`Sample` objects to size-bounded HDF5 shards, one file series per sample shape.
 
-    Shards are named ``{root}/{split}/{prefix}-{T}x{H}x{W}-{k:03d}.h5``. :meth:`add` returns the manifest record of
-    the sample (shard path relative to ``root``, index inside it, content hash). Use as a context manager: on an
-    exception the files being written are removed, on success they are renamed into place.
+    Shards are named ``{root}/{split}/{prefix}-{T}x{H}x{W}-{k:03d}.h5`` (:func:`shard_name`). :meth:`add` returns
+    the manifest record of the sample (shard path relative to ``root``, index inside it, content hash). Use as a
+    context manager: on an exception the files being written are removed, on success they are renamed into place.
     """
 
     def __init__(
@@ -300,12 +462,17 @@ class ShardWriter:
         key = (split, (t, h, w))
         shard = self._open.get(key)
         if shard is not None and shard.bytes + sample.sdr.nbytes + sample.hdr.nbytes > self.max_bytes:
-            shard.close()
+            del self._open[key]
+            try:
+                shard.close()
+            except BaseException:
+                shard.abort()
+                raise
             shard = None
         if shard is None:
             k = self._counters.get(key, 0)
             self._counters[key] = k + 1
-            final = self.root / split / f"{self.prefix}-{t}x{h}x{w}-{k:03d}.h5"
+            final = self.root / split / shard_name(self.prefix, (t, h, w), k)
             shard = self._open[key] = _OpenShard(final, (t, h, w), self.attrs)
         index = shard.append(sample)
         return {
@@ -328,14 +495,23 @@ class ShardWriter:
         }
 
     def close(self) -> None:
-        for shard in self._open.values():
-            shard.close()
-        self._open.clear()
+        """Publish every open shard; if one fails, the ones not yet published are removed."""
+        try:
+            while self._open:
+                key = next(iter(self._open))
+                shard = self._open.pop(key)
+                try:
+                    shard.close()
+                except BaseException:
+                    shard.abort()
+                    raise
+        finally:
+            self.abort()
 
     def abort(self) -> None:
-        for shard in self._open.values():
-            shard.abort()
-        self._open.clear()
+        """Remove every shard still being written (never raises)."""
+        while self._open:
+            self._open.popitem()[1].abort()
 
     def __enter__(self) -> ShardWriter:
         return self

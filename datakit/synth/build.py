@@ -124,27 +124,28 @@ def synth_dataset(
     sources = find_sources(given, kind, every_seconds=recipe["source"]["every_seconds"])
     folder = OutputFolder(out)
     digest = recipe_hash({**recipe, "seed": seed})
-    folder.claim({**recipe, "seed": seed}, digest)
-    jobs = [
-        Job(s.source_id, synth_source, (s, recipe, seed, digest, str(folder.root)))
-        for s in sources
-        if not folder.is_done(s.source_id)
-    ]
-    results = run_jobs(jobs, workers=workers, engine=engine, desc="sources")
-    folder.record_failures(results)
-    summary = folder.finalize(
-        {
-            "recipe": recipe,
-            "recipe_hash": digest,
-            "seed": seed,
-            "tool_version": __version__,
-            "source_count": len(sources),
-        }
-    )
-    if report:
-        from datakit.report.html import write_report
+    with folder.locked():  # one writer at a time, from the first write to the last
+        folder.claim({**recipe, "seed": seed}, digest)
+        jobs = [
+            Job(s.source_id, synth_source, (s, recipe, seed, digest, str(folder.root)))
+            for s in sources
+            if not folder.is_done(s.source_id)
+        ]
+        results = run_jobs(jobs, workers=workers, engine=engine, desc="sources")
+        folder.record_failures(results)
+        summary = folder.finalize(
+            {
+                "recipe": recipe,
+                "recipe_hash": digest,
+                "seed": seed,
+                "tool_version": __version__,
+                "source_count": len(sources),
+            }
+        )
+        if report:
+            from datakit.report.html import write_report
 
-        summary["report"] = str(write_report(folder.root))
+            summary["report"] = str(write_report(folder.root))
     return summary
 
 
