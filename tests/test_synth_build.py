@@ -84,6 +84,31 @@ def test_output_is_valid_pq_with_highlights(built):
     assert max(peaks.values()) > 203.0
 
 
+def test_targets_within_their_drawn_mastering_peaks(built, tmp_path, images):
+    """The manifest records peak, grade, ST 2086, MaxCLL/MaxFALL, operator and codec; no pixel above the peak."""
+    from datakit.synth.params import CODECS
+    from datakit.synth.tonemap import TONEMAP_OPERATORS
+
+    out, _ = built
+    for record in read_manifest(out):
+        grade, degradation = record["meta"]["mastering"], record["meta"]["degradation"]
+        assert grade["grade"] in ("bt2390_eetf", "aces2") and grade["peak_nits"] in (1000.0, 2000.0, 4000.0)
+        assert grade["st2086"]["max_luminance"] == grade["peak_nits"]
+        assert degradation["tonemap"] in TONEMAP_OPERATORS and degradation["codec"] in CODECS
+        _sdr, hdr = ShardReader(out / record["shard"]).arrays(record["index"])
+        nits = st2084_eotf(hdr.astype(np.float64) / 65535)
+        assert nits.max() <= grade["peak_nits"]
+        assert grade["max_cll"] == round(float(nits.max())) and grade["max_fall"] <= grade["max_cll"]
+    # Scene-light targets stay available as an explicit choice.
+    scene = recipe(tmp_path, extra='\n[ranges.mastering]\nweights = ["scene"]\n')
+    synth_dataset(scene, tmp_path / "scene", images=str(images), seed=7, report=False)
+    records = read_manifest(tmp_path / "scene")
+    assert {r["meta"]["mastering"]["grade"] for r in records} == {"scene"}
+    hdrs = [ShardReader(tmp_path / "scene" / r["shard"]).arrays(r["index"])[1] for r in records]
+    peaks = [float(st2084_eotf(h.astype(np.float64) / 65535).max()) for h in hdrs]
+    assert max(peaks) > 4000.0  # the sun of sunrise.exr, beyond any mastering display
+
+
 def test_same_seed_same_bytes_other_seed_differs(built, images):
     out, tmp = built
     again = tmp / "again"
@@ -176,6 +201,7 @@ def test_sdr_video_branch(tmp_path):
     assert summary["samples"] >= 1 and not summary["failed_sources"]
     record = read_manifest(tmp_path / "out")[0]
     assert record["meta"]["itm"] == "bt2446c"
+    assert record["meta"]["mastering"]["grade"] in ("bt2390_eetf", "aces2")
     reader = ShardReader(tmp_path / "out" / record["shard"])
     _sdr, hdr = reader.arrays(record["index"])
     nits = st2084_eotf(hdr.astype(np.float32) / 65535)

@@ -6,7 +6,8 @@ delivery contains. :func:`sample_mastering` draws a :class:`MasteringGrade` from
 and :func:`apply_mastering` is a pure function of the scene clip and the grade:
 
 * ``bt2390_eetf``: the ITU-R BT.2390-4 section 5.4 EETF (:func:`datakit.synth.tonemap.bt2390_eetf_pq`, Hermite knee
-  in PQ) from the clip's own peak (its largest ``max(R, G, B)``, as a display reads MaxCLL) to the mastering peak,
+  in PQ) from the clip's own peak (its largest ``max(R, G, B)``, as a display reads MaxCLL; light is first limited
+  to PQ's 10,000 cd/m^2) to the mastering peak,
   on ``max(R, G, B)`` with the pixel scaled by the ratio (hue kept); then the colours are limited to the mastering
   primaries (P3-D65: negative P3 components clipped, back in the BT.2020 container);
 * ``aces2``: OpenColorIO's ACES 2.0 HDR output transform for that peak and primaries (:mod:`datakit.synth.aces`);
@@ -113,7 +114,7 @@ def apply_mastering(rgb_nits_scene: np.ndarray, grade: MasteringGrade) -> tuple[
         return aces2_hdr_master(x, peak, grade.primaries), info
     if grade.grade != "bt2390_eetf":
         raise ValueError(f"unknown mastering grade {grade.grade!r} (known: {', '.join(GRADES)})")
-    x = _limit_primaries(x, grade.primaries)
+    x = _limit_primaries(np.minimum(x, np.float32(PQ_PEAK_NITS)), grade.primaries)
     m = x.max(axis=-1)
     source_max = max(float(m.max()) if m.size else 0.0, peak)
     info["eetf_source_max_nits"] = round(source_max, 3)
