@@ -153,10 +153,13 @@ def sample_degradation(
     sigma = uni(r["blur"]["sigma"])
     chroma = happens(r["chroma"]["p"])
     coded = happens(r["codec"]["p"])
-    codec = r["codec"]["codec"][int(rng.integers(len(r["codec"]["codec"])))]
-    crf_spec = r["codec"]["crf"]
-    lo, hi = crf_spec[codec] if isinstance(crf_spec, Mapping) else crf_spec
-    crf = int(rng.integers(lo, hi + 1))
+    crf_spec, codecs = r["codec"]["crf"], r["codec"]["codec"]
+    if isinstance(crf_spec, Mapping):  # a CRF range per codec: the codec first
+        codec = codecs[int(rng.integers(len(codecs)))]
+        crf = int(rng.integers(crf_spec[codec][0], crf_spec[codec][1] + 1))
+    else:  # one range for every codec: the order of draws of the recipes written before per-codec ranges
+        crf = int(rng.integers(crf_spec[0], crf_spec[1] + 1))
+        codec = codecs[int(rng.integers(len(codecs)))]
     preset = r["codec"]["preset"][int(rng.integers(len(r["codec"]["preset"])))]
     return DegradationParams(
         seed=seed,

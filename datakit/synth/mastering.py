@@ -14,8 +14,8 @@ and :func:`apply_mastering` is a pure function of the scene clip and the grade:
 * ``scene``: no grade (scene-light targets, only PQ's 10,000 cd/m^2 limit): an explicit recipe choice.
 
 Encodings: input scene ``rgb_nits`` (BT.2020), output master ``rgb_nits`` (BT.2020 container, every component <= the
-peak); :func:`master_codes` stores it as uint16 PQ code values that never decode above the peak, and
-:func:`content_light_level` measures its CTA-861.3 MaxCLL / MaxFALL.
+peak; the ``scene`` grade returns the scene light as it is); :func:`master_codes` stores it as uint16 PQ code
+values that never decode above the peak, and :func:`content_light_level` measures its CTA-861.3 MaxCLL / MaxFALL.
 """
 
 from __future__ import annotations
@@ -67,12 +67,16 @@ def sample_mastering(rng: np.random.Generator, ranges: Mapping[str, Any]) -> Mas
     """Draw a :class:`MasteringGrade` from validated ``ranges["mastering"]`` (a fixed order of draws).
 
     ``weights`` choose the grade; ``peak_nits`` (a list of peaks), ``min_nits`` (a list of black levels) and
-    ``primaries`` are drawn uniformly. The ``scene`` grade records a 10,000 cd/m^2 BT.2020 display (PQ's range).
+    ``primaries`` are drawn uniformly. The ``scene`` grade records a 10,000 cd/m^2 BT.2020 display (PQ's range);
+    when it is the only grade with weight nothing is drawn, so such a recipe's samples are those it made before
+    the grade existed.
     """
     from datakit.synth.params import normalized_weights
 
     cfg = ranges["mastering"]
     probs = normalized_weights(cfg["weights"], GRADES, "mastering.weights")
+    if probs.get("scene", 0.0) == 1.0:  # nothing to draw: scene-only recipes keep their samples of before the grade
+        return MasteringGrade("scene", PQ_PEAK_NITS, float(cfg["min_nits"][0]), "bt2020")
     names = list(probs)
     grade = names[int(rng.choice(len(names), p=np.array([probs[n] for n in names])))]
     peaks, blacks, prims = cfg["peak_nits"], cfg["min_nits"], cfg["primaries"]
@@ -96,7 +100,8 @@ def apply_mastering(rgb_nits_scene: np.ndarray, grade: MasteringGrade) -> tuple[
     """Grade a scene clip ``rgb_nits`` (BT.2020, ``(..., 3)``) into a master; returns ``(rgb_nits, info)``.
 
     ``info`` records what the grade did: ``source_peak_nits`` (the scene's largest component), for the EETF its
-    knee input range, for ACES the OCIO view. Every output component is <= ``grade.peak_nits``.
+    knee input range, for ACES the OCIO view. Every output component is <= ``grade.peak_nits`` (except for the
+    ``scene`` grade, which returns the scene light unchanged: :func:`master_codes` limits it to PQ's range).
     """
     from datakit.synth.tonemap import bt2390_eetf_pq
 
@@ -105,8 +110,8 @@ def apply_mastering(rgb_nits_scene: np.ndarray, grade: MasteringGrade) -> tuple[
     source_peak = float(m.max()) if m.size else 0.0
     info: dict[str, Any] = {"source_peak_nits": round(source_peak, 3)}
     peak = float(grade.peak_nits)
-    if grade.grade == "scene":
-        return np.minimum(x, np.float32(PQ_PEAK_NITS)), info
+    if grade.grade == "scene":  # unchanged: the SDR side sees the scene light, the PQ target clips it
+        return x, info
     if grade.grade == "aces2":
         from datakit.synth.aces import ACES_CONFIG, aces2_hdr_master, hdr_view
 
