@@ -214,6 +214,12 @@ def test_preview_sheet_is_a_png(built):
     data = (out / "preview.png").read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads((out / "summary.json").read_text())["samples"] == 3
+    from datakit.report.preview import describe
+
+    meta = read_manifest(out)[0]["meta"]
+    lines = describe(meta)  # the sheet's text: the mastering peak and the operator of each sample
+    assert f"peak {meta['mastering']['peak_nits']:g} cd/m2" in lines[0]
+    assert lines[1].startswith(f"tonemap {meta['degradation']['tonemap']} ")
 
 
 def test_pq_png_and_hdr10_video_frames_are_absolute_sources(tmp_path, demo_pair):

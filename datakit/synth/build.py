@@ -1,10 +1,11 @@
 """``datakit synth``: synthetic LDR/HDR clip pairs, one source (image or SDR video) per job.
 
 Images branch (the temporal-clues recipe, ../shared/seeds/003): relative linear HDR image -> BT.2020 -> absolute
-scale (randomized rule) -> random smooth camera motion rendered in linear light -> HDR clip (``rgb_nits``) ->
-HDR target (PQ) and, through the randomized degradation chain, the LDR clip.
+scale (randomized rule) -> random smooth camera motion rendered in linear light -> scene clip (``rgb_nits``) ->
+mastering grade onto a drawn display (:mod:`datakit.synth.mastering`) -> HDR target (PQ) and, through the randomized
+degradation chain, the LDR clip (:func:`datakit.synth.degrade.grade_and_degrade`).
 SDR-video branch: high-quality SDR clip -> classical inverse tone mapping (BT.2446 method C or BT.2408) -> HDR clip
--> the same degradation chain for the LDR side.
+-> the same grade and degradation chain.
 
 Every random draw of a sample comes from its own generator seeded with (recipe seed, source id, clip length,
 clip number), so a sample is reproducible from its manifest line alone (:func:`regenerate_sample`) and the same
