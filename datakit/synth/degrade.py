@@ -15,11 +15,14 @@ identical bytes. Steps, in order (``T`` frames):
    gamma 2.4 or 2.2, the BT.709 camera OETF or the sRGB inverse EOTF;
 8. 8-bit quantization of R'G'B' (``round(255 v)``);
 9. chroma subsampling: BT.709 Y'CbCr, limited range, 4:2:0 and back (:mod:`datakit.color.ycbcr`);
-10. a real codec pass (libx264/libx265 at a CRF, through PyAV), which also carries the 4:2:0
-    conversion of step 9 when both are enabled (one subsampling, as in a real encode).
+10. a real codec pass (H.264, HEVC, VP9 or AV1: libx264, libx265, libvpx-vp9, libsvtav1 at a CRF
+    drawn per codec, through PyAV), which also carries the 4:2:0 conversion of step 9 when both are
+    enabled (one subsampling, as in a real encode).
 
 The result is ``rgb_sdr`` as uint8 codes ``(T, H, W, 3)`` (BT.709 primaries; the transfer is
-the sampled one). The HDR target is made separately by :func:`hdr_target`.
+the sampled one). :func:`grade_and_degrade` makes a whole pair: it grades the scene clip into its HDR
+master (:mod:`datakit.synth.mastering`, the target) and runs this chain on the master; :func:`hdr_target`
+is the plain PQ encoding of scene light.
 """
 
 from __future__ import annotations
