@@ -209,10 +209,16 @@ def encode_sdr(rgb_display_709: np.ndarray, transfer: str, black: float = 0.0) -
     return np.clip(np.asarray(v, dtype=np.float32), 0.0, 1.0)
 
 
-def _even_pad(clip: np.ndarray) -> np.ndarray:
-    """Pad H and W to even sizes by edge replication (4:2:0 and the encoders need them)."""
+def _even_pad(clip: np.ndarray, multiple: int = 2) -> np.ndarray:
+    """Pad H and W up to multiples of ``multiple`` (even: 4:2:0 and the encoders need it) by edge replication."""
     h, w = clip.shape[1:3]
-    return np.pad(clip, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+    return np.pad(clip, ((0, 0), (0, -h % multiple), (0, -w % multiple), (0, 0)), mode="edge")
+
+
+_PAD_MULTIPLE = {"libx265": 64}
+"""Encoders fed pictures padded to a multiple of this size: PyAV 18.1's bundled x265 corrupted the heap (glibc
+``malloc assertion``, later aborts) on 40- and 48-pixel-wide pictures here, never on widths padded to its 64-pixel
+CTU; the padding is edge replication, cropped after decoding, as encoders pad internally."""
 
 
 def chroma_roundtrip(clip_uint8: np.ndarray, subsampling: str = "420") -> np.ndarray:
@@ -282,7 +288,7 @@ def codec_roundtrip(
     if codec == "libsvtav1":
         os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its whole configuration at info level otherwise
     n, h, w = clip.shape[:3]
-    padded = _even_pad(clip)
+    padded = _even_pad(clip, _PAD_MULTIPLE.get(codec, 2))
     ph, pw = padded.shape[1:3]
     # SVT-AV1 encodes 4:2:0 only (its main profile): a 4:4:4 request is subsampled like the others' 4:2:0.
     pix_fmt = "yuv420p" if codec == "libsvtav1" else {"420": "yuv420p", "444": "yuv444p"}[subsampling]
