@@ -58,7 +58,7 @@ DEFAULT_RANGES: dict[str, Any] = {
     },
     "absolute_scale": {"method": "key", "key_nits": [10.0, 40.0]},
     "exposure": {"ev_range": [-1.0, 1.0], "max_ev_step": 0.1},
-    "tonemap": {
+    "tonemap": {  # on graded targets the input-peak parameters (tonemap.MASTER_PEAK_PARAMETERS) take the master's peak
         "weights": dict.fromkeys(TONEMAP_OPERATORS, 1.0),
         "reinhard": {"key": [0.10, 0.30], "white": [2.0, 16.0]},
         "hable": {"exposure_bias": [1.2, 3.0], "white_point": [6.0, 16.0]},

@@ -345,10 +345,10 @@ def bt2446c_forward(
     (:func:`datakit.synth.itm.bt2446c_curve`: ``k1 Y`` up to the inflection point, ``k2 ln(Y / Y_ip - k3) + k4``
     above) with the chromaticity kept (all components scaled by ``Y_sdr / Y``), the inverse crosstalk matrix
     (6.1.5), and display light relative to ``sdr_white_nits``. The curve reaches 100 cd/m^2 at about 333 cd/m^2
-    and 118 at 1,000: brighter light leaves [0, 1] and is clipped by the chain (the method lets SDR highlights
-    clip). The report leaves the BT.2020 -> BT.709 step to a gamut mapping; ``gamut_mapping`` ``soft`` applies
-    the project's soft compression (:func:`datakit.synth.gamut_map.gamut_compress`) here, ``clip`` leaves the
-    chain's drawn gamut step alone. Output in BT.2020 primaries.
+    and 118 at 1,000: brighter light leaves [0, 1] and is clipped by the chain's final clip. HDRTVDM pairs method C
+    with a gamut mapping to BT.709: ``gamut_mapping`` ``soft`` applies the project's soft compression
+    (:func:`datakit.synth.gamut_map.gamut_compress`) here, ``clip`` leaves it to the chain's drawn gamut step.
+    Output in BT.2020 primaries.
     """
     from datakit.color.gamut import convert_gamut
     from datakit.synth.gamut_map import gamut_compress
