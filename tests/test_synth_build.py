@@ -247,3 +247,18 @@ def test_pq_png_and_hdr10_video_frames_are_absolute_sources(tmp_path, demo_pair)
     reader = ShardReader(out / video["shard"])
     _, hdr = reader.arrays(video["index"])
     assert st2084_eotf(hdr.astype(np.float32) / 65535).max() <= 10000.0
+
+
+def test_shipped_recipes_grade_and_draw_the_whole_family():
+    from datakit.recipes import shipped_recipe
+    from datakit.synth.params import CODECS, resolve_ranges
+    from datakit.synth.tonemap import TONEMAP_OPERATORS
+
+    for name in ("synthetic_hdri", "synthetic_sdr_video"):
+        ranges = resolve_ranges(load_recipe(shipped_recipe(name), {"synthetic": SYNTH_SCHEMA})["ranges"])
+        weights = ranges["mastering"]["weights"]
+        assert weights["scene"] == 0 and weights["bt2390_eetf"] > 0 and weights["aces2"] > 0, name
+        assert all(ranges["tonemap"]["weights"][op] > 0 for op in TONEMAP_OPERATORS), name
+        assert ranges["codec"]["codec"] == list(CODECS) and ranges["codec"]["p"] == 1.0, name
+    scene = resolve_ranges(load_recipe(shipped_recipe("synthetic_hdri_scene"), {"synthetic": SYNTH_SCHEMA})["ranges"])
+    assert scene["mastering"]["weights"]["scene"] == 1.0 and scene["codec"]["codec"] == ["libx264"]
