@@ -2,8 +2,9 @@
 
 Held-out data, rebuilt here when missing (both are the test splits of the data the checkpoints were trained on):
 
-- ``data/synth-hdri``: ``datakit synth recipes/synthetic_hdri.toml --images ../shared/data/hdri --out data/synth-hdri``
-  (seed 0); its test split is the ``night`` image, never seen in training (12 clips of 3 and 10 frames, 256 px).
+- ``data/synth-hdri``: ``datakit synth recipes/synthetic_hdri_scene.toml --images ../shared/data/hdri --out
+  data/synth-hdri`` (seed 0: scene-light targets, the recipe before the mastering grade); its test split is the
+  ``night`` image, never seen in training (12 clips of 3 and 10 frames, 256 px).
 - ``demo-out/dataset``: ``datakit demo --out demo-out``; its test split is the ``demo-holdout`` pair (3 clips of
   10 full 512x288 frames).
 
@@ -129,7 +130,7 @@ def write_card(name: str, report: dict) -> None:
 Only what the project's own recipes make, rebuilt by these commands from the repository root:
 
 ```bash
-datakit synth recipes/synthetic_hdri.toml --images ../shared/data/hdri --out data/synth-hdri   # seed 0
+datakit synth recipes/synthetic_hdri_scene.toml --images ../shared/data/hdri --out data/synth-hdri   # seed 0
 datakit demo --out demo-out                                                                   # demo-out/dataset
 datakit train --config models/{name}/train.toml --out runs/{name} --threads {training["threads"]}
 python models/export_checkpoint.py runs/{name}/checkpoints/last.pt models/{name}/{name}.pt{" --int8" if int8 else ""}

@@ -56,7 +56,7 @@ def held_out(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("held_out")
     (tmp / "images").mkdir()
     shutil.copy(NIGHT, tmp / "images")
-    synth_dataset(shipped_recipe("synthetic_hdri"), tmp / "out", images=str(tmp / "images"), seed=0, report=False)
+    synth_dataset(shipped_recipe("synthetic_hdri_scene"), tmp / "out", images=str(tmp / "images"), seed=0, report=False)
     return tmp / "out"
 
 

@@ -84,6 +84,31 @@ def test_output_is_valid_pq_with_highlights(built):
     assert max(peaks.values()) > 203.0
 
 
+def test_targets_within_their_drawn_mastering_peaks(built, tmp_path, images):
+    """The manifest records peak, grade, ST 2086, MaxCLL/MaxFALL, operator and codec; no pixel above the peak."""
+    from datakit.synth.params import CODECS
+    from datakit.synth.tonemap import TONEMAP_OPERATORS
+
+    out, _ = built
+    for record in read_manifest(out):
+        grade, degradation = record["meta"]["mastering"], record["meta"]["degradation"]
+        assert grade["grade"] in ("bt2390_eetf", "aces2") and grade["peak_nits"] in (1000.0, 2000.0, 4000.0)
+        assert grade["st2086"]["max_luminance"] == grade["peak_nits"]
+        assert degradation["tonemap"] in TONEMAP_OPERATORS and degradation["codec"] in CODECS
+        _sdr, hdr = ShardReader(out / record["shard"]).arrays(record["index"])
+        nits = st2084_eotf(hdr.astype(np.float64) / 65535)
+        assert nits.max() <= grade["peak_nits"]
+        assert grade["max_cll"] == round(float(nits.max())) and grade["max_fall"] <= grade["max_cll"]
+    # Scene-light targets stay available as an explicit choice.
+    scene = recipe(tmp_path, extra='\n[ranges.mastering]\nweights = ["scene"]\n')
+    synth_dataset(scene, tmp_path / "scene", images=str(images), seed=7, report=False)
+    records = read_manifest(tmp_path / "scene")
+    assert {r["meta"]["mastering"]["grade"] for r in records} == {"scene"}
+    hdrs = [ShardReader(tmp_path / "scene" / r["shard"]).arrays(r["index"])[1] for r in records]
+    peaks = [float(st2084_eotf(h.astype(np.float64) / 65535).max()) for h in hdrs]
+    assert max(peaks) > 4000.0  # the sun of sunrise.exr, beyond any mastering display
+
+
 def test_same_seed_same_bytes_other_seed_differs(built, images):
     out, tmp = built
     again = tmp / "again"
@@ -176,6 +201,7 @@ def test_sdr_video_branch(tmp_path):
     assert summary["samples"] >= 1 and not summary["failed_sources"]
     record = read_manifest(tmp_path / "out")[0]
     assert record["meta"]["itm"] == "bt2446c"
+    assert record["meta"]["mastering"]["grade"] in ("bt2390_eetf", "aces2")
     reader = ShardReader(tmp_path / "out" / record["shard"])
     _sdr, hdr = reader.arrays(record["index"])
     nits = st2084_eotf(hdr.astype(np.float32) / 65535)
@@ -188,6 +214,12 @@ def test_preview_sheet_is_a_png(built):
     data = (out / "preview.png").read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads((out / "summary.json").read_text())["samples"] == 3
+    from datakit.report.preview import describe
+
+    meta = read_manifest(out)[0]["meta"]
+    lines = describe(meta)  # the sheet's text: the mastering peak and the operator of each sample
+    assert f"peak {meta['mastering']['peak_nits']:g} cd/m2" in lines[0]
+    assert lines[1].startswith(f"tonemap {meta['degradation']['tonemap']} ")
 
 
 def test_pq_png_and_hdr10_video_frames_are_absolute_sources(tmp_path, demo_pair):
@@ -215,3 +247,18 @@ def test_pq_png_and_hdr10_video_frames_are_absolute_sources(tmp_path, demo_pair)
     reader = ShardReader(out / video["shard"])
     _, hdr = reader.arrays(video["index"])
     assert st2084_eotf(hdr.astype(np.float32) / 65535).max() <= 10000.0
+
+
+def test_shipped_recipes_grade_and_draw_the_whole_family():
+    from datakit.recipes import shipped_recipe
+    from datakit.synth.params import CODECS, resolve_ranges
+    from datakit.synth.tonemap import TONEMAP_OPERATORS
+
+    for name in ("synthetic_hdri", "synthetic_sdr_video"):
+        ranges = resolve_ranges(load_recipe(shipped_recipe(name), {"synthetic": SYNTH_SCHEMA})["ranges"])
+        weights = ranges["mastering"]["weights"]
+        assert weights["scene"] == 0 and weights["bt2390_eetf"] > 0 and weights["aces2"] > 0, name
+        assert all(ranges["tonemap"]["weights"][op] > 0 for op in TONEMAP_OPERATORS), name
+        assert ranges["codec"]["codec"] == list(CODECS) and ranges["codec"]["p"] == 1.0, name
+    scene = resolve_ranges(load_recipe(shipped_recipe("synthetic_hdri_scene"), {"synthetic": SYNTH_SCHEMA})["ranges"])
+    assert scene["mastering"]["weights"]["scene"] == 1.0 and scene["codec"]["codec"] == ["libx264"]

@@ -162,6 +162,29 @@ def test_operators_differ_on_a_real_image(sunrise_nits: tuple[np.ndarray, dict])
         assert np.abs(outs[a] - outs[b]).mean() > 0.02, (a, b)
 
 
+@pytest.mark.parametrize("grade", ["bt2390_eetf", "aces2"])
+def test_operators_differ_on_graded_masters(sunrise_nits: tuple[np.ndarray, dict], grade: str) -> None:
+    """The family as the chain runs it: on an HDR master, each operator's input peak set to the mastering peak."""
+    from datakit.synth.mastering import MasteringGrade, apply_mastering
+
+    master, _ = apply_mastering(sunrise_nits[0], MasteringGrade(grade, 2000.0, 0.0001, "p3_d65"))
+    outs = {}
+    for name, op in tonemap.TONEMAP_OPERATORS.items():
+        kw = tonemap.bind_master_peak(name, {}, 2000.0, "p3_d65")
+        outs[name] = np.clip(gamut_map.gamut_clip(op(master, **kw)), 0, 1) ** (1 / 2.4)  # BT.709 SDR signals
+        assert np.isfinite(outs[name]).all() and outs[name].std() > 0.05, name
+    # On the ACES master the older Reinhard and BT.2390 EETF (default parameters) come within 0.01 of each other:
+    # there only the pairs with a new member are required to differ.
+    new = {"aces2_sdr", "bt2446c", "display_mapping", "film_look", "clip"}
+    for a, b in itertools.combinations(outs, 2):
+        if grade == "bt2390_eetf" or {a, b} & new:
+            assert np.abs(outs[a] - outs[b]).mean() > 0.02, (a, b)
+    # ... and their statistics differ: mean level, highlight share and chroma of each rendition
+    stats = {n: (o.mean(), np.mean(o.max(-1) > 0.95), np.mean(o.max(-1) - o.min(-1))) for n, o in outs.items()}
+    for a, b in itertools.combinations(stats, 2):
+        assert max(abs(x - y) for x, y in zip(stats[a], stats[b], strict=True)) > 0.005, (a, b)
+
+
 def test_bt2446a_spot_values() -> None:
     nits = np.linspace(0, 1000, 501, dtype=np.float32)
     grey = np.repeat(nits[:, None], 3, axis=1)

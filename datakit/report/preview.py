@@ -34,7 +34,11 @@ def _describe(meta: dict) -> list[str]:
         )
         codec = f"{d['codec']} crf {d['crf']}" if d.get("codec") else "no codec"
         ev = d["exposure_ev"]
+        m = meta.get("mastering")
+        peak = f"peak {m['peak_nits']:g} cd/m2 {m['primaries']}" if m else ""
+        master = [f"master {m['grade']} · {peak} · MaxCLL {m['max_cll']} MaxFALL {m['max_fall']}"] if m else []
         return [
+            *master,
             f"tonemap {d['tonemap']} ({tonemap})",
             f"gamut {d['gamut']} · transfer {d['transfer']} · sat {d['saturation'][0]:.2f}->{d['saturation'][1]:.2f}"
             f" · EV {ev[0]:+.2f}->{ev[-1]:+.2f}",

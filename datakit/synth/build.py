@@ -1,10 +1,11 @@
 """``datakit synth``: synthetic LDR/HDR clip pairs, one source (image or SDR video) per job.
 
 Images branch (the temporal-clues recipe, ../shared/seeds/003): relative linear HDR image -> BT.2020 -> absolute
-scale (randomized rule) -> random smooth camera motion rendered in linear light -> HDR clip (``rgb_nits``) ->
-HDR target (PQ) and, through the randomized degradation chain, the LDR clip.
+scale (randomized rule) -> random smooth camera motion rendered in linear light -> scene clip (``rgb_nits``) ->
+mastering grade onto a drawn display (:mod:`datakit.synth.mastering`) -> HDR target (PQ) and, through the randomized
+degradation chain, the LDR clip (:func:`datakit.synth.degrade.grade_and_degrade`).
 SDR-video branch: high-quality SDR clip -> classical inverse tone mapping (BT.2446 method C or BT.2408) -> HDR clip
--> the same degradation chain for the LDR side.
+-> the same grade and degradation chain.
 
 Every random draw of a sample comes from its own generator seeded with (recipe seed, source id, clip length,
 clip number), so a sample is reproducible from its manifest line alone (:func:`regenerate_sample`) and the same
@@ -246,7 +247,7 @@ def make_image_sample(
 ) -> Sample:
     """One synthetic clip pair from an HDR image (linear BT.2020: relative, or cd/m^2 when ``absolute``);
     fully determined by its arguments."""
-    from datakit.synth.degrade import apply_degradation, hdr_target, sample_degradation
+    from datakit.synth.degrade import grade_and_degrade
     from datakit.synth.exposure import absolute_scale
     from datakit.synth.params import resolve_ranges
     from datakit.synth.warp import render_clip, sample_region_motion, sample_trajectory
@@ -272,9 +273,7 @@ def make_image_sample(
         rgb_linear * np.float32(scale), homographies, (tile, tile), blur_samples,
         scale=zoom, position=position, region=region,
     )  # fmt: skip
-    params = sample_degradation(rng, recipe["ranges"], n_frames=length)
-    sdr = apply_degradation(clip_nits, params, fps=recipe["clips"]["fps"])
-    hdr = np.round(hdr_target(clip_nits) * 65535.0).astype(np.uint16)
+    sdr, hdr, params, mastering = grade_and_degrade(clip_nits, rng, recipe["ranges"], fps=recipe["clips"]["fps"])
     frames = list(range(length))
     return Sample(
         sample_id=f"{source.source_id}-n{length:02d}-{number:03d}",
@@ -301,6 +300,7 @@ def make_image_sample(
             "zoom": zoom,
             "position": position,
             "degradation": params.to_dict(),
+            "mastering": mastering,
             "peak_nits": float(clip_nits.max()),
         },
     )
@@ -336,7 +336,7 @@ def make_video_sample(
     number: int,
 ) -> Sample:
     """One pair from a high-quality SDR clip (float32 BT.709 R'G'B', (T, H, W, 3))."""
-    from datakit.synth.degrade import apply_degradation, hdr_target, sample_degradation
+    from datakit.synth.degrade import grade_and_degrade
     from datakit.synth.itm import ITM_OPERATORS
 
     length, height, width = rgb_sdr.shape[:3]
@@ -348,13 +348,13 @@ def make_video_sample(
     x = int(rng.integers(0, width - tile + 1))
     operator = recipe["source"]["itm"]
     clip_nits = ITM_OPERATORS[operator](rgb_sdr[:, y : y + tile, x : x + tile])
-    params = sample_degradation(rng, recipe["ranges"], n_frames=length)
+    sdr, hdr, params, mastering = grade_and_degrade(clip_nits, rng, recipe["ranges"], fps=recipe["clips"]["fps"])
     frames = list(range(start, start + length))
     return Sample(
         sample_id=f"{source.source_id}-n{length:02d}-{number:03d}",
         source_id=source.source_id,
-        sdr=apply_degradation(clip_nits, params, fps=recipe["clips"]["fps"]),
-        hdr=np.round(hdr_target(clip_nits) * 65535.0).astype(np.uint16),
+        sdr=sdr,
+        hdr=hdr,
         sdr_frames=frames,
         hdr_frames=frames,
         times=times,
@@ -369,6 +369,7 @@ def make_video_sample(
             "number": number,
             "itm": operator,
             "degradation": params.to_dict(),
+            "mastering": mastering,
         },
     )
 

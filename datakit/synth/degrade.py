@@ -15,16 +15,20 @@ identical bytes. Steps, in order (``T`` frames):
    gamma 2.4 or 2.2, the BT.709 camera OETF or the sRGB inverse EOTF;
 8. 8-bit quantization of R'G'B' (``round(255 v)``);
 9. chroma subsampling: BT.709 Y'CbCr, limited range, 4:2:0 and back (:mod:`datakit.color.ycbcr`);
-10. a real codec pass (libx264/libx265 at a CRF, through PyAV), which also carries the 4:2:0
-    conversion of step 9 when both are enabled (one subsampling, as in a real encode).
+10. a real codec pass (H.264, HEVC, VP9 or AV1: libx264, libx265, libvpx-vp9, libsvtav1 at a CRF
+    drawn per codec, through PyAV), which also carries the 4:2:0 conversion of step 9 when both are
+    enabled (one subsampling, as in a real encode).
 
 The result is ``rgb_sdr`` as uint8 codes ``(T, H, W, 3)`` (BT.709 primaries; the transfer is
-the sampled one). The HDR target is made separately by :func:`hdr_target`.
+the sampled one). :func:`grade_and_degrade` makes a whole pair: it grades the scene clip into its HDR
+master (:mod:`datakit.synth.mastering`, the target) and runs this chain on the master; :func:`hdr_target`
+is the plain PQ encoding of scene light.
 """
 
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -54,11 +58,14 @@ __all__ = [
     "chroma_roundtrip",
     "codec_roundtrip",
     "encode_sdr",
+    "encoder_options",
+    "grade_and_degrade",
     "hdr_target",
     "sample_degradation",
 ]
 
 _FPS = 25
+_SUBSAMPLING = {"yuv420p": "420", "yuv444p": "444"}
 
 
 @dataclass
@@ -149,9 +156,13 @@ def sample_degradation(
     sigma = uni(r["blur"]["sigma"])
     chroma = happens(r["chroma"]["p"])
     coded = happens(r["codec"]["p"])
-    lo, hi = r["codec"]["crf"]
-    crf = int(rng.integers(lo, hi + 1))
-    codec = r["codec"]["codec"][int(rng.integers(len(r["codec"]["codec"])))]
+    crf_spec, codecs = r["codec"]["crf"], r["codec"]["codec"]
+    if isinstance(crf_spec, Mapping):  # a CRF range per codec: the codec first
+        codec = codecs[int(rng.integers(len(codecs)))]
+        crf = int(rng.integers(crf_spec[codec][0], crf_spec[codec][1] + 1))
+    else:  # one range for every codec: the order of draws of the recipes written before per-codec ranges
+        crf = int(rng.integers(crf_spec[0], crf_spec[1] + 1))
+        codec = codecs[int(rng.integers(len(codecs)))]
     preset = r["codec"]["preset"][int(rng.integers(len(r["codec"]["preset"])))]
     return DegradationParams(
         seed=seed,
@@ -198,10 +209,16 @@ def encode_sdr(rgb_display_709: np.ndarray, transfer: str, black: float = 0.0) -
     return np.clip(np.asarray(v, dtype=np.float32), 0.0, 1.0)
 
 
-def _even_pad(clip: np.ndarray) -> np.ndarray:
-    """Pad H and W to even sizes by edge replication (4:2:0 and the encoders need them)."""
+def _even_pad(clip: np.ndarray, multiple: int = 2) -> np.ndarray:
+    """Pad H and W up to multiples of ``multiple`` (even: 4:2:0 and the encoders need it) by edge replication."""
     h, w = clip.shape[1:3]
-    return np.pad(clip, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+    return np.pad(clip, ((0, 0), (0, -h % multiple), (0, -w % multiple), (0, 0)), mode="edge")
+
+
+_PAD_MULTIPLE = {"libx265": 64}
+"""Encoders fed pictures padded to a multiple of this size: PyAV 18.1's bundled x265 corrupted the heap (glibc
+``malloc assertion``, later aborts) on 40- and 48-pixel-wide pictures here, never on widths padded to its 64-pixel
+CTU; the padding is edge replication, cropped after decoding, as encoders pad internally."""
 
 
 def chroma_roundtrip(clip_uint8: np.ndarray, subsampling: str = "420") -> np.ndarray:
@@ -216,6 +233,29 @@ def chroma_roundtrip(clip_uint8: np.ndarray, subsampling: str = "420") -> np.nda
     return out
 
 
+def encoder_options(codec: str, crf: int, preset: str, threads: int = 1) -> dict[str, str]:
+    """PyAV options of ``codec`` at constant rate factor ``crf``, with x264's ``preset`` name mapped to the speed
+    settings of the other encoders (libvpx-vp9 ``cpu-used`` 8 (ultrafast) .. 0 (veryslow), ``deadline=good``,
+    constant quality; SVT-AV1 ``preset`` 12 .. 4) and every encoder held to ``threads`` threads."""
+    from datakit.synth.params import CODEC_MAX_CRF, CODECS, PRESETS
+
+    if codec not in CODECS:
+        raise InputError(f"codec_roundtrip: unknown codec {codec!r} (known: {', '.join(CODECS)})")
+    if not 0 <= int(crf) <= CODEC_MAX_CRF[codec]:
+        raise InputError(f"codec_roundtrip: {codec} CRF must be in 0..{CODEC_MAX_CRF[codec]}, got {crf}")
+    speed = PRESETS.index(preset) if preset in PRESETS else PRESETS.index("veryfast")
+    opts = {"crf": str(int(crf))}
+    if codec in ("libx264", "libx265"):
+        opts["preset"] = preset
+    if codec == "libx265":
+        opts["x265-params"] = f"log-level=error:pools={threads}:frame-threads={threads}"
+    elif codec == "libvpx-vp9":
+        opts.update({"deadline": "good", "cpu-used": str(8 - speed), "row-mt": "0", "b": "0"})
+    elif codec == "libsvtav1":
+        opts.update({"preset": str(12 - speed), "svtav1-params": f"lp={threads}"})
+    return opts
+
+
 def codec_roundtrip(
     clip_uint8: np.ndarray,
     crf: int,
@@ -228,27 +268,30 @@ def codec_roundtrip(
 ) -> np.ndarray:
     """Encode ``rgb_sdr`` uint8 ``(T, H, W, 3)`` with a real encoder in memory and decode it back.
 
-    R'G'B' is converted to BT.709 Y'CbCr limited-range 8-bit planes by :mod:`datakit.color.ycbcr`
-    (4:2:0 left-sited, or 4:4:4 with ``subsampling="444"``), encoded by PyAV (``libx264`` or
-    ``libx265``, constant rate factor ``crf``, ``preset``) into an in-memory MP4, decoded, and
-    converted back with the same matrix. Odd sizes are edge-padded for the encoder and cropped.
-    ``fps`` is the frame rate written in the stream (x264/x265 rate control depends on it a little).
-    Single-threaded by default, so the output bytes are reproducible: x264's output depends on its
-    thread count (measured: up to 5.6 code values mean difference between 1 and 4 threads), which
-    is why this does not go through :class:`datakit.io.writer.SDRWriter` (encoder threads left to
-    ffmpeg's automatic choice, i.e. to the machine's core count).
+    R'G'B' is converted to BT.709 Y'CbCr limited-range 8-bit planes by :mod:`datakit.color.ycbcr` (4:2:0
+    left-sited, or 4:4:4 with ``subsampling="444"``; SVT-AV1 takes 4:2:0 only), encoded by PyAV (``libx264``,
+    ``libx265``, ``libvpx-vp9`` or ``libsvtav1``: H.264, HEVC, VP9, AV1, at constant rate factor ``crf``, options
+    from :func:`encoder_options`) into an in-memory MP4, decoded (AV1 by libdav1d), and converted back with the
+    same matrix. Odd sizes are edge-padded for the encoder and cropped. ``fps`` is the frame rate written in the
+    stream (rate control depends on it a little). Single-threaded by default, so the output bytes are
+    reproducible: x264's output depends on its thread count (measured: up to 5.6 code values mean difference
+    between 1 and 4 threads), which is why this does not go through :class:`datakit.io.writer.SDRWriter`
+    (encoder threads left to ffmpeg's automatic choice). All four encoders gave the same bytes run after run
+    here with one thread (PyAV 18.1's bundled builds).
     """
     import av
 
     clip = np.asarray(clip_uint8)
     if clip.dtype != np.uint8 or clip.ndim != 4 or clip.shape[-1] != 3:
         raise InputError(f"codec_roundtrip: expected uint8 (T, H, W, 3), got {clip.dtype} {clip.shape}")
-    if not 0 <= int(crf) <= 51:
-        raise InputError(f"codec_roundtrip: CRF must be in 0..51, got {crf}")
+    opts = encoder_options(codec, crf, preset, threads)
+    if codec == "libsvtav1":
+        os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its whole configuration at info level otherwise
     n, h, w = clip.shape[:3]
-    padded = _even_pad(clip)
+    padded = _even_pad(clip, _PAD_MULTIPLE.get(codec, 2))
     ph, pw = padded.shape[1:3]
-    pix_fmt = {"420": "yuv420p", "444": "yuv444p"}[subsampling]
+    # SVT-AV1 encodes 4:2:0 only (its main profile): a 4:4:4 request is subsampled like the others' 4:2:0.
+    pix_fmt = "yuv420p" if codec == "libsvtav1" else {"420": "yuv420p", "444": "yuv444p"}[subsampling]
     buf = io.BytesIO()
     with av.open(buf, mode="w", format="mp4") as container:
         stream = container.add_stream(codec, rate=int(fps))
@@ -257,12 +300,9 @@ def codec_roundtrip(
         cc.color_range, cc.colorspace = 1, 1  # MPEG (limited) range, BT.709 matrix
         cc.color_primaries, cc.color_trc = 1, 1
         cc.thread_count = threads
-        opts = {"crf": str(int(crf)), "preset": preset}
-        if codec == "libx265":
-            opts["x265-params"] = f"log-level=error:pools={threads}:frame-threads={threads}"
         cc.options = opts
         for frame in padded:
-            planes = rgb_to_planes(frame.astype(np.float32) / 255.0, "bt709", 8, False, subsampling, "left")
+            planes = rgb_to_planes(frame.astype(np.float32) / 255.0, "bt709", 8, False, _SUBSAMPLING[pix_fmt], "left")
             vf = av.VideoFrame(pw, ph, pix_fmt)
             for plane, data in zip(vf.planes, planes, strict=True):
                 rows = np.frombuffer(plane, dtype=np.uint8).reshape(-1, plane.line_size)
@@ -275,6 +315,7 @@ def codec_roundtrip(
     out = np.empty((n, h, w, 3), dtype=np.uint8)
     count = 0
     with av.open(buf, mode="r") as container:
+        container.streams.video[0].codec_context.thread_count = threads
         for frame in container.decode(video=0):
             if count >= n:
                 break
@@ -355,6 +396,41 @@ def apply_degradation(rgb_nits_clip: np.ndarray, params: DegradationParams, *, f
     elif params.chroma_subsampling:
         codes = chroma_roundtrip(codes, "420")
     return codes[0] if single else codes
+
+
+def grade_and_degrade(
+    rgb_nits_scene: np.ndarray, rng: np.random.Generator, ranges: Mapping[str, Any] | None, *, fps: int = _FPS
+) -> tuple[np.ndarray, np.ndarray, DegradationParams, dict[str, Any]]:
+    """One pair from a scene clip ``rgb_nits`` (BT.2020, ``(T, H, W, 3)``): ``(sdr, hdr, params, mastering)``.
+
+    Draws the mastering grade (:func:`datakit.synth.mastering.sample_mastering`) and then the degradation, grades
+    the clip into its HDR master (the target: uint16 PQ codes, never above the drawn peak) and degrades the
+    master into the SDR clip (uint8), as HDR-to-SDR conversions of a master do; the tone-mapping operator's
+    input-peak parameter is set to the mastering peak (:func:`datakit.synth.tonemap.bind_master_peak`), except
+    for scene-light targets (grade ``scene``), where the operator keeps its drawn parameters.
+    ``mastering`` records the grade, what it did, the sample's SMPTE ST 2086 values and its MaxCLL / MaxFALL.
+    """
+    from datakit.synth.mastering import apply_mastering, content_light_level, master_codes, sample_mastering
+    from datakit.synth.tonemap import bind_master_peak
+
+    resolved = resolve_ranges(ranges)
+    grade = sample_mastering(rng, resolved)
+    params = sample_degradation(rng, resolved, n_frames=len(rgb_nits_scene))
+    master, info = apply_mastering(rgb_nits_scene, grade)
+    if grade.grade != "scene":
+        bound = bind_master_peak(params.tonemap, params.tonemap_params, grade.peak_nits, grade.primaries)
+        params = DegradationParams(**{**params.to_dict(), "tonemap_params": bound})
+    hdr = master_codes(master, grade.peak_nits)
+    sdr = apply_degradation(master, params, fps=fps)
+    light = content_light_level(hdr)
+    record = {
+        **grade.to_dict(),
+        **info,
+        "st2086": grade.display().to_dict(),
+        "max_cll": light.max_cll,
+        "max_fall": light.max_fall,
+    }
+    return sdr, hdr, params, record
 
 
 def hdr_target(rgb_nits_clip: np.ndarray) -> np.ndarray:

@@ -23,6 +23,7 @@ from datakit.color.transfer import SDR_PEAK_NITS, SDR_REFERENCE_WHITE_NITS, bt18
 __all__ = [
     "ITM_OPERATORS",
     "bt2408_display_mapping",
+    "bt2446c_crosstalk",
     "bt2446c_curve",
     "bt2446c_curve_constants",
     "bt2446c_inverse",
@@ -69,7 +70,7 @@ def bt2446c_inverse_curve(
     return np.where(y < y_sdr_ip, y / k1, y_ip * (np.exp((y - k4) / k2) + k3))
 
 
-def _crosstalk(alpha: float) -> np.ndarray:
+def bt2446c_crosstalk(alpha: float) -> np.ndarray:
     """BT.2446-1 method C crosstalk matrix (section 6.1.2): 1 - 2a on the diagonal, a elsewhere."""
     return np.full((3, 3), alpha) + np.eye(3) * (1.0 - 3.0 * alpha)
 
@@ -97,12 +98,12 @@ def bt2446c_inverse(
     lin = np.asarray(bt1886_eotf(np.asarray(rgb_sdr, dtype=np.float32), white_nits=sdr_white_nits))
     rgb = np.asarray(convert_gamut(lin.astype(np.float32), "bt709", "bt2020"), dtype=np.float64)
     if alpha:
-        rgb = rgb @ _crosstalk(alpha).T
+        rgb = rgb @ bt2446c_crosstalk(alpha).T
     y = rgb @ luminance_weights("bt2020")
     y_hdr = bt2446c_inverse_curve(y, k1, k3, y_sdr_ip)
     rgb = rgb * np.where(y > 1e-9, y_hdr / np.maximum(y, 1e-9), 0.0)[..., None]
     if alpha:
-        rgb = rgb @ np.linalg.inv(_crosstalk(alpha)).T
+        rgb = rgb @ np.linalg.inv(bt2446c_crosstalk(alpha)).T
     return np.maximum(rgb, 0.0).astype(np.float32)
 
 

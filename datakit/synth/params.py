@@ -22,10 +22,12 @@ from typing import Any
 from datakit.errors import RecipeError
 from datakit.synth.exposure import ABSOLUTE_SCALE_METHODS
 from datakit.synth.gamut_map import GAMUT_METHODS
+from datakit.synth.mastering import GRADES, MASTERING_PRIMARIES
 from datakit.synth.tonemap import TONEMAP_OPERATORS, operator_parameters
 
 __all__ = [
     "CODECS",
+    "CODEC_MAX_CRF",
     "DEFAULT_RANGES",
     "PRESETS",
     "TRANSFERS",
@@ -38,7 +40,11 @@ __all__ = [
 TRANSFERS = ("bt1886", "gamma24", "bt709", "srgb", "gamma22")
 """SDR encodings: inverse BT.1886 EOTF (with a display black level), pure gamma 2.4, the BT.709
 camera OETF, the sRGB inverse EOTF (IEC 61966-2-1) and pure gamma 2.2."""
-CODECS = ("libx264", "libx265")
+CODECS = ("libx264", "libx265", "libvpx-vp9", "libsvtav1")
+"""Delivery encoders of the codec pass (PyAV's bundled libx264, libx265, libvpx-vp9 and libsvtav1): H.264, HEVC,
+VP9 and AV1."""
+CODEC_MAX_CRF = {"libx264": 51, "libx265": 51, "libvpx-vp9": 63, "libsvtav1": 63}
+"""Largest constant rate factor of each encoder (x264/x265: 0-51; libvpx and SVT-AV1: 0-63)."""
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 DEFAULT_RANGES: dict[str, Any] = {
@@ -52,13 +58,34 @@ DEFAULT_RANGES: dict[str, Any] = {
     },
     "absolute_scale": {"method": "key", "key_nits": [10.0, 40.0]},
     "exposure": {"ev_range": [-1.0, 1.0], "max_ev_step": 0.1},
-    "tonemap": {
+    "tonemap": {  # on graded targets the input-peak parameters (tonemap.MASTER_PEAK_PARAMETERS) take the master's peak
         "weights": dict.fromkeys(TONEMAP_OPERATORS, 1.0),
         "reinhard": {"key": [0.10, 0.30], "white": [2.0, 16.0]},
         "hable": {"exposure_bias": [1.2, 3.0], "white_point": [6.0, 16.0]},
         "bt2446a": {"l_hdr": [600.0, 2000.0]},
         "bt2390_eetf": {"source_max": [1000.0, 4000.0], "target_min": [0.0, 0.05], "mode": ["maxrgb", "rgb"]},
         "camera_scurve": {"clip_nits": [120.0, 500.0], "contrast": [1.0, 1.8]},
+        "aces2_sdr": {},
+        "bt2446c": {"alpha": [0.0, 0.1], "sdr_white_nits": [100.0, 118.0], "gamut_mapping": ["soft", "clip"]},
+        "display_mapping": {
+            "source_peak": [1000.0, 4000.0],
+            "sdr_white_nits": [100.0, 203.0],
+            "desaturation": [0.4, 1.0],
+            "knee": [0.4, 0.8],
+        },
+        "film_look": {
+            "exposure_stops": [-0.5, 0.5],
+            "contrast": [1.3, 2.2],
+            "grey_display": [0.12, 0.2],
+            "warmth": [-0.15, 0.15],
+        },
+        "clip": {"exposure_stops": [-0.5, 0.5], "white_nits": [100.0, 203.0]},
+    },
+    "mastering": {
+        "weights": {"bt2390_eetf": 1.0, "aces2": 1.0, "scene": 0.0},
+        "peak_nits": [1000.0, 2000.0, 4000.0],  # mastering display peaks, drawn uniformly
+        "min_nits": [0.0001, 0.005],  # mastering display black levels (ST 2086 min luminance)
+        "primaries": ["p3_d65", "bt2020"],
     },
     "gamut": {"weights": {"clip": 1.0, "soft": 1.0}, "threshold": [0.7, 0.9]},
     "transfer": {
@@ -70,7 +97,12 @@ DEFAULT_RANGES: dict[str, Any] = {
     "noise": {"p": 0.7, "shot": [0.0, 0.002], "read": [0.0, 0.003]},
     "blur": {"p": 0.3, "sigma": [0.3, 1.2]},
     "chroma": {"p": 1.0},
-    "codec": {"p": 1.0, "crf": [18, 32], "codec": ["libx264"], "preset": ["veryfast"]},
+    "codec": {
+        "p": 1.0,
+        "codec": list(CODECS),
+        "crf": {"libx264": [18, 32], "libx265": [20, 34], "libvpx-vp9": [28, 48], "libsvtav1": [28, 50]},
+        "preset": ["veryfast"],
+    },
 }
 """Default ranges; see the module docstring for the value forms."""
 
@@ -93,9 +125,15 @@ _SCHEMA: dict[str, dict[str, tuple[Any, ...]]] = {
     "noise": {"p": ("prob",), "shot": ("range", 0.0, 1.0), "read": ("range", 0.0, 1.0)},
     "blur": {"p": ("prob",), "sigma": ("range", 0.0, 10.0)},
     "chroma": {"p": ("prob",)},
+    "mastering": {
+        "weights": ("weights", GRADES),
+        "peak_nits": ("numbers", 100.0, 10000.0),
+        "min_nits": ("numbers", 0.0, 10.0),
+        "primaries": ("choices", MASTERING_PRIMARIES),
+    },
     "codec": {
         "p": ("prob",),
-        "crf": ("int_range", 0, 51),
+        "crf": ("crf",),
         "codec": ("choices", CODECS),
         "preset": ("choices", PRESETS),
     },
@@ -125,6 +163,22 @@ _TONEMAP_BOUNDS: dict[str, tuple[Any, ...]] = {
     "clip_nits": (1.0, 10000.0),
     "contrast": (0.1, 10.0),
     "gamma": (0.5, 5.0),
+    "hdr_peak_nits": (0.0, 10000.0),
+    "hdr_primaries": MASTERING_PRIMARIES,
+    "k1": (0.01, 10.0),
+    "k3": (0.0, 0.99),
+    "y_sdr_ip": (1.0, 1000.0),
+    "alpha": (0.0, 0.33),
+    "sdr_white_nits": (1.0, 10000.0),
+    "gamut_mapping": ("soft", "clip"),
+    "source_peak": (1.0, 10000.0),
+    "desaturation": (0.0, 1.0),
+    "knee": (0.0, 0.99),
+    "exposure_stops": (-8.0, 8.0),
+    "grey_nits": (0.01, 1000.0),
+    "grey_display": (0.01, 0.9),
+    "warmth": (-2.0, 2.0),
+    "white_nits": (1.0, 10000.0),
 }
 
 
@@ -191,6 +245,22 @@ def _check_value(kind: tuple[Any, ...], v: Any, where: str) -> Any:
         if isinstance(v, (list, tuple)):  # exactly these names: the others get weight 0 (idempotent re-merge)
             return {k: (1.0 if k in v else 0.0) for k in kind[1]}
         return {k: float(w) for k, w in v.items()}
+    if tag == "numbers":
+        values = [v] if _is_num(v) else v
+        if not isinstance(values, (list, tuple)) or not values or not all(_is_num(x) for x in values):
+            raise RecipeError(f"{where}: expected a list of numbers, got {v!r}")
+        if any(not kind[1] <= x <= kind[2] for x in values):
+            raise RecipeError(f"{where}: {v!r} has values outside [{kind[1]}, {kind[2]}]")
+        return [float(x) for x in values]
+    if tag == "crf":
+        if isinstance(v, Mapping):
+            out = {}
+            for codec, spec in v.items():
+                if codec not in CODECS:
+                    raise RecipeError(f"{where}: unknown codec {codec!r} (known: {', '.join(CODECS)})")
+                out[codec] = _check_range(spec, 0, CODEC_MAX_CRF[codec], f"{where}.{codec}", integer=True)
+            return out
+        return _check_range(v, 0, 51, where, integer=True)
     if tag == "choices":
         names = [v] if isinstance(v, str) else v
         if not isinstance(names, (list, tuple)) or not names or any(n not in kind[1] for n in names):
@@ -261,7 +331,26 @@ def validate_ranges(ranges: Mapping[str, Any]) -> dict[str, Any]:
         else:
             known = ", ".join([*_SCHEMA, "tonemap", "absolute_scale"])
             raise RecipeError(f"unknown synthesis section {section!r} (known: {known})")
+    _check_consistency(out)
     return out
+
+
+def _check_consistency(ranges: Mapping[str, Any]) -> None:
+    """Checks across keys: a CRF range for every drawn codec, an ACES view for every peak the ACES grade draws."""
+    codec = ranges.get("codec", {})
+    if isinstance(codec.get("crf"), Mapping):
+        missing = [c for c in codec.get("codec", []) if c not in codec["crf"]]
+        if missing:
+            raise RecipeError(f"codec.crf: no CRF range for {', '.join(missing)}")
+    mastering = ranges.get("mastering", {})
+    if mastering.get("weights", {}).get("aces2", 0.0) > 0:
+        from datakit.synth.aces import ACES_HDR_PEAKS
+
+        odd = [p for p in mastering.get("peak_nits", []) if round(p) not in ACES_HDR_PEAKS]
+        if odd:
+            raise RecipeError(
+                f"mastering.peak_nits: the aces2 grade has views for {ACES_HDR_PEAKS} cd/m^2 only, not {odd}"
+            )
 
 
 def resolve_ranges(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:

@@ -17,7 +17,17 @@ Operators (all pure, keyword parameters, registered in :data:`TONEMAP_OPERATORS`
   correction in Y'CbCr);
 * :func:`bt2390_eetf` - Report ITU-R BT.2390-4 section 5.4 EETF (Hermite knee on PQ; moved to
   ITU-R BT.2408 Annex 5 in later revisions) targeting a 100 cd/m^2 SDR display;
-* :func:`camera_scurve` - camera-like per-channel hard clip of highlights plus an S-curve.
+* :func:`camera_scurve` - camera-like per-channel hard clip of highlights plus an S-curve;
+* :func:`aces2_sdr_output` - the ACES 2.0 SDR output transform through OpenColorIO's built-in studio config;
+* :func:`bt2446c_forward` - Report ITU-R BT.2446-1 method C (crosstalk, luminance curve, inverse crosstalk) with
+  its gamut mapping;
+* :func:`hue_preserving_display_mapping` - luminance-based BT.2390 mapping with highlight desaturation (players,
+  streaming pipelines);
+* :func:`film_print_look` - a colourist-style film look (per-channel characteristic curve, print balance);
+* :func:`hard_clip` - exposure and a hard clip at SDR white.
+
+When the input is a graded HDR master, :func:`bind_master_peak` sets each operator's input-peak parameter to the
+mastering display's peak (:data:`MASTER_PEAK_PARAMETERS`).
 
 Whole-clip statistics (Reinhard's log-average) are taken over the whole input array, so a clip
 is tone mapped with one curve (no flicker).
@@ -42,15 +52,23 @@ from datakit.color.transfer import (
 )
 from datakit.color.ycbcr import rgb_to_ycbcr, ycbcr_to_rgb
 from datakit.errors import RecipeError
+from datakit.synth.itm import BT2446C_K1, BT2446C_K3, BT2446C_Y_SDR_IP
 
 __all__ = [
+    "MASTER_PEAK_PARAMETERS",
     "TONEMAP_OPERATORS",
+    "aces2_sdr_output",
+    "bind_master_peak",
     "bt2390_eetf",
     "bt2390_eetf_pq",
     "bt2446a",
     "bt2446a_luma_curve",
+    "bt2446c_forward",
     "camera_scurve",
+    "film_print_look",
     "hable",
+    "hard_clip",
+    "hue_preserving_display_mapping",
     "operator_parameters",
     "reinhard",
     "sample_tonemap_params",
@@ -279,6 +297,157 @@ def camera_scurve(
     return np.power(s, np.float32(gamma)).astype(np.float32)
 
 
+# --------------------------------------------------------------------------- ACES 2.0 SDR (OpenColorIO)
+
+
+def _nearest_aces_peak(peak_nits: float) -> int:
+    from datakit.synth.aces import ACES_HDR_PEAKS
+
+    return min(ACES_HDR_PEAKS, key=lambda p: abs(np.log(p / max(peak_nits, 1.0))))
+
+
+def aces2_sdr_output(rgb_nits: np.ndarray, *, hdr_peak_nits: float = 0.0, hdr_primaries: str = "bt2020") -> np.ndarray:
+    """ACES 2.0 SDR output transform (OpenColorIO's built-in studio config): ``rgb_nits`` -> ``rgb_display``.
+
+    With ``hdr_peak_nits`` 0 the input is scene light (1.0 ACES scene-linear = 100 cd/m^2, see
+    :mod:`datakit.synth.aces`); otherwise it is an HDR master, first taken back to scene light by OCIO's inverse
+    of the ``ACES 2.0 - HDR <peak> nits (<primaries>)`` view (the ACES view nearest ``hdr_peak_nits``), as an
+    HDR-to-SDR conversion through ACES does; an ACES 2.0 master of that view comes back as its own scene. Then
+    the view ``ACES 2.0 - SDR 100 nits (Rec.709)`` on the ``Rec.1886 Rec.709 - Display``, decoded by the BT.1886
+    EOTF and returned in BT.2020 primaries (1.0 = SDR peak).
+    """
+    from datakit.color.gamut import convert_gamut
+    from datakit.synth.aces import aces2_hdr_to_scene, aces2_sdr_display
+
+    rgb = _as_rgb(rgb_nits)
+    if hdr_peak_nits > 0:
+        rgb = aces2_hdr_to_scene(rgb, _nearest_aces_peak(hdr_peak_nits), hdr_primaries)
+    return np.asarray(convert_gamut(aces2_sdr_display(rgb), "bt709", "bt2020"), dtype=np.float32)
+
+
+# --------------------------------------------------------------------------- BT.2446 method C (forward)
+
+
+def bt2446c_forward(
+    rgb_nits: np.ndarray,
+    *,
+    k1: float = BT2446C_K1,
+    k3: float = BT2446C_K3,
+    y_sdr_ip: float = BT2446C_Y_SDR_IP,
+    alpha: float = 0.05,
+    sdr_white_nits: float = SDR_PEAK_NITS,
+    gamut_mapping: str = "soft",
+) -> np.ndarray:
+    """Report ITU-R BT.2446-1 method C HDR -> SDR (section 6.1): ``rgb_nits`` (BT.2020) -> ``rgb_display``.
+
+    Crosstalk matrix (6.1.2: ``1 - 2 alpha`` on the diagonal, ``alpha`` elsewhere), luminance ``Y`` (BT.2020
+    weights; the method's conversion to Yxy keeps ``x, y``), the tone curve of 6.1.4 on ``Y`` in cd/m^2
+    (:func:`datakit.synth.itm.bt2446c_curve`: ``k1 Y`` up to the inflection point, ``k2 ln(Y / Y_ip - k3) + k4``
+    above) with the chromaticity kept (all components scaled by ``Y_sdr / Y``), the inverse crosstalk matrix
+    (6.1.5), and display light relative to ``sdr_white_nits``. The curve reaches 100 cd/m^2 at about 333 cd/m^2
+    and 118 at 1,000: brighter light leaves [0, 1] and is clipped by the chain's final clip. HDRTVDM pairs method C
+    with a gamut mapping to BT.709: ``gamut_mapping`` ``soft`` applies the project's soft compression
+    (:func:`datakit.synth.gamut_map.gamut_compress`) here, ``clip`` leaves it to the chain's drawn gamut step.
+    Output in BT.2020 primaries.
+    """
+    from datakit.color.gamut import convert_gamut
+    from datakit.synth.gamut_map import gamut_compress
+    from datakit.synth.itm import bt2446c_crosstalk, bt2446c_curve
+
+    rgb = _as_rgb(rgb_nits).astype(np.float64)
+    if alpha:
+        rgb = rgb @ bt2446c_crosstalk(alpha).T
+    y = rgb @ luminance_weights("bt2020")
+    y_sdr = bt2446c_curve(y, k1, k3, y_sdr_ip)
+    rgb = rgb * np.where(y > 1e-9, y_sdr / np.maximum(y, 1e-9), 0.0)[..., None]
+    if alpha:
+        rgb = rgb @ np.linalg.inv(bt2446c_crosstalk(alpha)).T
+    out = np.maximum(rgb / sdr_white_nits, 0.0).astype(np.float32)
+    if gamut_mapping == "soft":
+        out = np.asarray(convert_gamut(gamut_compress(out), "bt709", "bt2020"), dtype=np.float32)
+    elif gamut_mapping != "clip":
+        raise ValueError(f"bt2446c: gamut_mapping must be 'soft' or 'clip', got {gamut_mapping!r}")
+    return out
+
+
+# --------------------------------------------------------------------------- hue-preserving display mapping
+
+
+def hue_preserving_display_mapping(
+    rgb_nits: np.ndarray,
+    *,
+    source_peak: float = 1000.0,
+    sdr_white_nits: float = SDR_REFERENCE_WHITE_NITS,
+    desaturation: float = 0.75,
+    knee: float = 0.6,
+) -> np.ndarray:
+    """Luminance-based display mapping with highlight desaturation (what players and streaming pipelines apply).
+
+    The BT.2020 luminance goes through the BT.2390 EETF (:func:`bt2390_eetf_pq`, PQ domain) from
+    [0, ``source_peak``] to [0, ``sdr_white_nits``], the light that becomes SDR white (default: the ITU-R BT.2408
+    HDR reference white, 203 cd/m^2, as players that map HDR reference white to SDR white do), and the pixel is
+    scaled by the ratio, so hue and saturation are kept; above ``knee`` of the output luminance the colour is
+    pulled toward its grey by up to ``desaturation`` (a smoothstep from ``knee`` to 1), and colours that would
+    still leave the display (``max(R, G, B) > 1``) are desaturated at constant luminance until they fit, instead
+    of clipping channels (no hue shift). Written from this description; ``rgb_display`` in BT.2020.
+    """
+    rgb = _as_rgb(rgb_nits)
+    lum = _luminance_2020(rgb)
+    kw = {"source_min": 0.0, "source_max": max(source_peak, sdr_white_nits + 1.0), "target_max": sdr_white_nits}
+    mapped = np.asarray(st2084_eotf(bt2390_eetf_pq(st2084_inverse_eotf(lum), **kw)), np.float32)
+    mapped = mapped / np.float32(sdr_white_nits)
+    ratio = np.where(lum > _EPS, mapped / np.maximum(lum, _EPS), 0.0).astype(np.float32)
+    out = rgb * ratio[..., None]
+    y = mapped[..., None]
+    t = np.clip((y - np.float32(knee)) / np.float32(max(1.0 - knee, _EPS)), 0.0, 1.0)
+    w = np.float32(desaturation) * t * t * (3.0 - 2.0 * t)
+    out = out + w * (y - out)
+    top = out.max(axis=-1, keepdims=True)
+    fit = np.where(top > 1.0, (1.0 - y) / np.maximum(top - y, _EPS), 1.0)
+    out = y + np.clip(fit, 0.0, 1.0) * (out - y)
+    return np.maximum(out, 0.0).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- colourist-style film look
+
+
+def film_print_look(
+    rgb_nits: np.ndarray,
+    *,
+    exposure_stops: float = 0.0,
+    contrast: float = 1.6,
+    grey_nits: float = 20.0,
+    grey_display: float = 0.15,
+    warmth: float = 0.0,
+) -> np.ndarray:
+    """A colourist-style film look: a characteristic (Hurter-Driffield) curve per channel in log exposure.
+
+    Per channel ``e = log2(c 2^exposure_stops / grey_nits) + (+warmth, 0, -warmth)`` (a print's colour balance:
+    positive warms the picture), then the logistic ``1 / (1 + exp(-contrast (e - e0)))`` with ``e0`` placing
+    scene grey (``grey_nits``) at ``grey_display`` of SDR display light. The toe crushes shadows, the shoulder
+    approaches 1 without a hard clip, and since each channel is curved on its own, saturated highlights shift
+    hue toward the secondaries and white (the film look that grading tools emulate). ``rgb_display`` in BT.2020.
+    """
+    rgb = _as_rgb(rgb_nits)
+    bias = np.array([warmth, 0.0, -warmth], np.float32)
+    e = np.log2(np.maximum(rgb, 1e-6) * np.float32(2.0**exposure_stops / grey_nits)) + bias
+    e0 = -float(np.log(1.0 / grey_display - 1.0)) / contrast
+    return (1.0 / (1.0 + np.exp(-np.float32(contrast) * (e + np.float32(e0))))).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- hard clip
+
+
+def hard_clip(rgb_nits: np.ndarray, *, exposure_stops: float = 0.0, white_nits: float = SDR_PEAK_NITS) -> np.ndarray:
+    """The cheapest conversion in the wild: exposure, then a hard clip of each channel at SDR white.
+
+    ``rgb_display = min(rgb_nits 2^exposure_stops / white_nits, 1)`` per channel: everything above
+    ``white_nits`` burns out (and shifts hue where only some channels clip). BT.2020 primaries.
+    """
+    rgb = _as_rgb(rgb_nits)
+    return np.minimum(rgb * np.float32(2.0**exposure_stops / white_nits), 1.0).astype(np.float32)
+
+
 # --------------------------------------------------------------------------- registry and sampling
 
 TONEMAP_OPERATORS: dict[str, Callable[..., np.ndarray]] = {
@@ -287,8 +456,32 @@ TONEMAP_OPERATORS: dict[str, Callable[..., np.ndarray]] = {
     "bt2446a": bt2446a,
     "bt2390_eetf": bt2390_eetf,
     "camera_scurve": camera_scurve,
+    "aces2_sdr": aces2_sdr_output,
+    "bt2446c": bt2446c_forward,
+    "display_mapping": hue_preserving_display_mapping,
+    "film_look": film_print_look,
+    "clip": hard_clip,
 }
 """Operator name -> function ``f(rgb_nits, **params) -> rgb_display``."""
+
+MASTER_PEAK_PARAMETERS: dict[str, str] = {
+    "bt2446a": "l_hdr",
+    "bt2390_eetf": "source_max",
+    "aces2_sdr": "hdr_peak_nits",
+    "display_mapping": "source_peak",
+}
+"""Operator -> its parameter for the peak of the HDR input: set to the mastering display's peak when the input is a
+graded master (converters read it from the SMPTE ST 2086 metadata)."""
+
+
+def bind_master_peak(name: str, params: Mapping[str, Any], peak_nits: float, primaries: str) -> dict[str, Any]:
+    """``params`` of operator ``name`` with its input-peak parameter (and ACES's primaries) set from the master."""
+    out = dict(params)
+    if name in MASTER_PEAK_PARAMETERS:
+        out[MASTER_PEAK_PARAMETERS[name]] = float(peak_nits)
+    if name == "aces2_sdr":
+        out["hdr_primaries"] = primaries
+    return out
 
 
 def operator_parameters(name: str) -> tuple[str, ...]:
