@@ -12,13 +12,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output folder (a rerun resumes it)")
     p.add_argument("--workers", type=int, default=1, help="pairs processed in parallel (default 1)")
     p.add_argument("--engine", choices=("local", "ray"), default="local", help="local processes or a Ray cluster")
+    p.add_argument("--allow-truncated", action="store_true", help="build from cut-off sources instead of failing them")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from datakit.pairs.build import build_dataset
 
-    summary = build_dataset(args.recipe, args.pairs, args.out, workers=args.workers, engine=args.engine)
+    summary = build_dataset(
+        args.recipe,
+        args.pairs,
+        args.out,
+        workers=args.workers,
+        engine=args.engine,
+        allow_truncated=args.allow_truncated,
+    )
     print_summary(summary, args.out)
     return 0
 

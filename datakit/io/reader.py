@@ -35,6 +35,16 @@ from datakit.io.probe import VideoInfo, default_matrix, open_input, probe, requi
 
 _ENCODINGS = ("auto", "pq", "sdr")
 
+# Decoders (ffmpeg names, as PyAV picks them) whose ``skip_frame`` is proven to work the way the fast paths use it;
+# tests/test_formats.py checks each against a sequential decode. ffmpeg's own H.264 and HEVC decoders read
+# ``skip_frame`` for every packet (frame threads copy it when the packet is submitted), so NONREF can be switched on
+# and off around a seek target. libdav1d reads it once, when the decoder opens (Dav1dSettings.decode_frame_type):
+# NONREF set for the first packet would drop non-reference pictures for the decoder's whole life (frame 11 of an
+# SVT-AV1 stream went missing that way), so only NONKEY, set before anything is decoded, is used there. ffmpeg's VP9
+# decoder ignores ``skip_frame`` altogether: nothing is skipped and keyframes are reached by seeking.
+NONREF_SKIP_DECODERS = frozenset({"h264", "hevc"})
+NONKEY_SKIP_DECODERS = frozenset({"h264", "hevc", "libdav1d"})
+
 
 def _plane_view(plane: Any, dtype: type[np.unsignedinteger]) -> np.ndarray:
     """Zero-copy (height, width) view of a PyAV plane, skipping the line-size padding."""
@@ -101,6 +111,11 @@ class Frame:
     @property
     def width(self) -> int:
         return int(self._frame.width)
+
+    @property
+    def key(self) -> bool:
+        """Whether the decoder marked this picture a keyframe (an IDR/CRA, VP9 or AV1 key frame)."""
+        return bool(self._frame.key_frame)
 
     @property
     def height(self) -> int:
@@ -288,6 +303,7 @@ class VideoReader:
         if self.threads != "auto":
             cc.thread_count = int(self.threads)
         self._stream = stream
+        self._skip_nonref = cc.name in NONREF_SKIP_DECODERS
         self._time_base = Fraction(stream.time_base.numerator, stream.time_base.denominator)
         self._start_pts = stream.start_time if stream.start_time is not None else 0
         self._decoded = self._packet_frames()
@@ -334,13 +350,15 @@ class VideoReader:
         other picture predicts from (non-reference B pictures: about half of an x265 stream) and still decodes
         those the target needs. The setting is made per packet, before it is sent (frame threads copy it when
         the packet is submitted), so which pictures are dropped does not depend on timing. The target and
-        every picture after it decode as usual; dropped pictures are never returned.
+        every picture after it decode as usual; dropped pictures are never returned. Only decoders in
+        :data:`NONREF_SKIP_DECODERS` skip; the others decode every picture on the way.
         """
         context = self._stream.codec_context
         skipping = False
         for packet in self._container.demux(self._stream):
             skip = (
-                self._skip_before is not None
+                self._skip_nonref
+                and self._skip_before is not None
                 and packet.pts is not None
                 and float((packet.pts - self._start_pts) * self._time_base) < self._skip_before
             )
@@ -395,8 +413,12 @@ class VideoReader:
             yield frame
 
     def keyframes(self, start: float = 0.0, end: float | None = None) -> Iterator[Frame]:
-        """Only the keyframes with ``start <= time < end`` (the decoder skips every other picture: a keyframe
-        costs a few ordinary frames, a GOP of 24-250 frames costs one). The reader is reset afterwards."""
+        """Only the keyframes with ``start <= time < end``. Decoders in :data:`NONKEY_SKIP_DECODERS` skip every
+        other picture (a keyframe costs a few ordinary frames, a GOP of 24-250 frames costs one); for the others
+        the reader seeks to each keyframe of :meth:`keyframe_times` and decodes it. The reader is reset afterwards."""
+        if self._stream.codec_context.name not in NONKEY_SKIP_DECODERS:
+            yield from self._keyframes_by_seeking(start, end)
+            return
         tol = self._tolerance()
         self._open()
         self._stream.codec_context.skip_frame = "NONKEY"  # before anything is decoded (frame threads run ahead)
@@ -410,10 +432,26 @@ class VideoReader:
                 frame = self._decode_next(index_from_time=True)
                 if frame is None or (end is not None and frame.time >= end - tol):
                     return
-                if frame.time >= start - tol:
+                if frame.time >= start - tol and frame.key:
                     yield frame
         finally:
             self._open()  # a fresh decoder: every picture again, from the start
+
+    def _keyframes_by_seeking(self, start: float, end: float | None) -> Iterator[Frame]:
+        tol = self._tolerance()
+        try:
+            for time in self.keyframe_times():
+                if time < start - tol:
+                    continue
+                if end is not None and time >= end - tol:
+                    return
+                frame = self.read_from(time)
+                if frame is None:
+                    return
+                if frame.key:
+                    yield frame
+        finally:
+            self._open()
 
     def _position(self) -> float:
         """Time of the next frame :meth:`read` would return (approximate)."""
