@@ -8,8 +8,8 @@ is (VP9 has no place for it in its bitstream: WebM's Colour element is the only 
 - Matroska / WebM (Matroska specification, Colour element of the video track): ``MaxCLL``, ``MaxFALL`` and
   ``MasteringMetadata`` (chromaticities as floats, luminance in cd/m^2).
 - ISO BMFF (MP4, MOV): the sample entry's ``mdcv`` box (SMPTE ST 2086 in the SEI's units: primaries in G, B, R
-  order in 0.00002, luminance in 0.0001 cd/m^2) and ``clli`` box (MaxCLL, MaxFALL as 16-bit integers), and the
-  VP codec ISO-BMFF binding's ``SmDm`` (primaries R, G, B in 0.16 fixed point, luminance 24.8 / 18.14) and ``CoLL``.
+  order in 0.00002, luminance in 0.0001 cd/m^2) and ``clli`` box (MaxCLL, MaxFALL as 16-bit integers); ffmpeg
+  writes these for VP9 in MP4 too (the older ``SmDm``/``CoLL`` boxes of the VP codec binding are not read).
 
 Only the headers are read (the Matroska Tracks element, the MP4 ``moov`` box); malformed structures give ``None``.
 """
@@ -233,12 +233,4 @@ def _sample_entry_boxes(data: bytes, start: int, stop: int) -> Metadata:
             )
         elif kind == b"clli" and len(body) >= 4:
             light = ContentLightLevel(*struct.unpack_from(">2H", body))
-        elif kind == b"SmDm" and len(body) >= 4 + 24:
-            rx, ry, gx, gy, bx, by, wx, wy, lmax, lmin = struct.unpack_from(">8H2I", body, 4)
-            c = 1.0 / (1 << 16)
-            mastering = MasteringDisplay(
-                (rx * c, ry * c), (gx * c, gy * c), (bx * c, by * c), (wx * c, wy * c), lmin / (1 << 14), lmax / 256.0
-            )
-        elif kind == b"CoLL" and len(body) >= 4 + 4:
-            light = ContentLightLevel(*struct.unpack_from(">2H", body, 4))
     return mastering, light
