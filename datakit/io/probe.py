@@ -138,7 +138,8 @@ class VideoInfo:
         count = f"{self.frame_count} frames" + ("" if self.frame_count_exact else " (estimated)")
         lines = [
             f"{self.path}",
-            f"  {self.kind}: {self.codec} {self.profile or ''} ({self.decoder}) in {self.container}, {self.width}x{self.height}, "
+            f"  {self.kind}: {self.codec} {self.profile or ''} ({self.decoder}) in {self.container}, "
+            f"{self.width}x{self.height}, "
             f"{fps} fps ({float(self.fps):.3f}), {count}, {self.duration_seconds:.3f} s"
             + (", audio" if self.has_audio else ""),
             f"  {self.pix_fmt} ({self.bit_depth}-bit {self.chroma_subsampling}), primaries {self.color_primaries}, "
@@ -188,6 +189,15 @@ def require_complete_files(*paths: str | os.PathLike[str], allow_truncated: bool
     for path in paths:
         warnings += require_complete(probe(path, count_frames=False), allow_truncated)
     return warnings
+
+
+def _tag_duration(text: str | None) -> float | None:
+    """Seconds of a ``HH:MM:SS.fraction`` duration tag (ffmpeg's Matroska muxer writes one per track)."""
+    found = re.fullmatch(r"\s*(\d+):(\d{1,2}):(\d{1,2}(?:\.\d*)?)\s*", text or "")
+    if found is None:
+        return None
+    hours, minutes, seconds = found.groups()
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
 
 
 def _error_text(error: BaseException) -> str:
@@ -337,8 +347,11 @@ def probe(path: str | os.PathLike[str], *, count_frames: bool = True) -> VideoIn
             if present
         )
 
+        tagged = _tag_duration(stream.metadata.get("DURATION") or stream.metadata.get("duration"))
         if stream.duration:
             duration = float(stream.duration * time_base)
+        elif tagged is not None:  # Matroska's per-track DURATION tag (written last: a cut-off file has none)
+            duration = tagged
         elif container.duration:
             duration = container.duration / av.time_base
         else:
