@@ -385,3 +385,23 @@ def test_align_and_build_refuse_a_truncated_source(media: Path, tmp_path: Path, 
     status = summary["sources"]["cut_sdr"]
     assert status["state"] == "done" and status["alignment"]["offset_frames"] == SHIFT, status
     assert any("truncated" in w for w in status.get("warnings", [])), status
+
+
+@pytest.mark.parametrize("name", ["hevc.mp4", "av1.mp4"])
+def test_a_cut_off_mp4_with_its_index_first(media: Path, tmp_path: Path, name: str) -> None:
+    """MP4 written for streaming (moov first) lists every sample, so a cut file still opens: the demuxer reads the
+    last sample short (flagged corrupt), which tells the cut even a few bytes before the end; the decoder errors
+    there (libdav1d) end the stream of a truncated file instead of failing it."""
+    whole = tmp_path / f"fast_{name}"
+    subprocess.run(
+        [_ffmpeg(), "-v", "error", "-y", "-i", str(media / name), "-c", "copy", "-movflags", "+faststart", str(whole)],
+        check=True,
+    )
+    assert not probe(whole).truncated
+    for fraction in (0.6, 0.999):
+        cut = _cut(whole, tmp_path / f"cut_{fraction}_{name}", fraction)
+        info = probe(cut)
+        assert info.truncated and info.ends_inside_packet and "inside a packet" in info.truncation_text()
+        with VideoReader(cut) as reader:
+            held = [frame.index for frame in reader]
+        assert 0 < len(held) < N and held == list(range(len(held)))

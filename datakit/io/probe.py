@@ -64,15 +64,19 @@ class VideoInfo:
     has_audio: bool
     profile: str | None = None
     time_base: Fraction = field(default=Fraction(1, 1))
-    data_end_seconds: float | None = None  # end of the last video packet the file holds (None: not measured)
+    data_end_seconds: float | None = None  # end of the last whole video packet the file holds (None: not measured)
+    ends_inside_packet: bool = False  # the file stops inside its last video packet (a short read: cut off)
     hdr_metadata_in: tuple[str, ...] = ()  # where the HDR10 static metadata is: "container", "bitstream"
     decoder: str = ""  # the ffmpeg decoder PyAV picked (libdav1d for AV1, vp9, hevc, h264...)
 
     @property
     def truncated(self) -> bool:
-        """Whether the container declares more video than the file holds (a cut-off download): the declared
-        duration exceeds the end of the last video packet by more than :data:`TRUNCATION_SLACK_FRAMES` frames
-        and 1 % (the slack covers an audio track that ends a little later than the video)."""
+        """Whether the container declares more video than the file holds (a cut-off download): the file stops
+        inside a video packet, or the declared duration exceeds the end of the last whole video packet by more
+        than :data:`TRUNCATION_SLACK_FRAMES` frames and 1 % (the slack covers an audio track that ends a little
+        later than the video)."""
+        if self.ends_inside_packet:
+            return True
         if self.data_end_seconds is None or self.duration_seconds <= 0.0:
             return False
         slack = max(TRUNCATION_SLACK_FRAMES / float(self.fps), 0.01 * self.duration_seconds)
@@ -122,6 +126,7 @@ class VideoInfo:
             "has_audio": self.has_audio,
             "kind": self.kind,
             "data_end_seconds": self.data_end_seconds,
+            "ends_inside_packet": self.ends_inside_packet,
             "truncated": self.truncated,
             "hdr_metadata_in": list(self.hdr_metadata_in),
         }
@@ -161,8 +166,9 @@ class VideoInfo:
     def truncation_text(self) -> str:
         """The container's declared duration beside what the file holds, in one phrase."""
         held = self.data_end_seconds or 0.0
+        inside = ", inside a packet" if self.ends_inside_packet else ""
         return (
-            f"the container declares {self.duration_seconds:.3f} s but the video data ends at {held:.3f} s "
+            f"the container declares {self.duration_seconds:.3f} s but the video data ends at {held:.3f} s{inside} "
             f"({round(held * float(self.fps))} of {round(self.duration_seconds * float(self.fps))} frames)"
         )
 
@@ -241,21 +247,26 @@ def _subsampling(fmt: Any) -> str:
     return "420" if sub_x and sub_y else "422" if sub_x else "444"
 
 
-def _scan_packets(container: Any, stream: Any) -> tuple[int, int | None]:
-    """(video packets with data, end timestamp of the last one) from the demuxer's position; nothing decoded."""
-    count, end = 0, None
+def _scan_packets(container: Any, stream: Any) -> tuple[int, int | None, bool]:
+    """From the demuxer's position, nothing decoded: (video packets with data, end timestamp of the last whole one,
+    whether the file ends inside the last packet). A demuxer that reads a packet short at the end of the file flags
+    it corrupt (MP4 / MOV, whose sample table lists every sample); Matroska drops the incomplete cluster."""
+    count, end, cut = 0, None, False
     for packet in container.demux(stream):
-        if packet.size:
-            count += 1
-        if packet.pts is not None and packet.size:
+        if not packet.size:
+            continue
+        count += 1
+        cut = packet.is_corrupt
+        if packet.pts is not None and not cut:
             stop = packet.pts + (packet.duration or 0)
             end = stop if end is None else max(end, stop)
-    return count, end
+    return count, end, cut
 
 
-def _data_end(path: Path, declared: float) -> int | None:
-    """End timestamp of the last video packet: demuxes from :data:`_TAIL_SECONDS` before the declared end (a seek
-    through the container's index) or, when that finds nothing (no index in a cut-off file), the whole file."""
+def _data_end(path: Path, declared: float) -> tuple[int | None, bool]:
+    """(end timestamp of the last whole video packet, file cut inside a packet): demuxes from
+    :data:`_TAIL_SECONDS` before the declared end (a seek through the container's index) or, when that finds
+    nothing (no index in a cut-off file), the whole file."""
     import av
 
     with open_input(path) as container:
@@ -266,13 +277,13 @@ def _data_end(path: Path, declared: float) -> int | None:
             target = start + int(Fraction(declared - _TAIL_SECONDS).limit_denominator(10**6) / time_base)
             try:
                 container.seek(target, stream=stream, backward=True, any_frame=True)
-                end = _scan_packets(container, stream)[1]
+                _, end, cut = _scan_packets(container, stream)
             except av.FFmpegError:
-                end = None
+                end, cut = None, False
             if end is not None:
-                return end
+                return end, cut
     with open_input(path) as container:
-        return _scan_packets(container, container.streams.video[0])[1]
+        return _scan_packets(container, container.streams.video[0])[1:]
 
 
 def probe(path: str | os.PathLike[str], *, count_frames: bool = True) -> VideoInfo:
@@ -358,14 +369,15 @@ def probe(path: str | os.PathLike[str], *, count_frames: bool = True) -> VideoIn
             duration = 0.0
         frame_count, exact = int(stream.frames or 0), True
         end_pts: int | None = None
+        cut = False
         if frame_count <= 0:
             if count_frames:
                 with open_input(p) as counter:
-                    frame_count, end_pts = _scan_packets(counter, counter.streams.video[0])
+                    frame_count, end_pts, cut = _scan_packets(counter, counter.streams.video[0])
             else:
                 frame_count, exact = round(duration * fps), False
         if end_pts is None:
-            end_pts = _data_end(p, duration)
+            end_pts, cut = _data_end(p, duration)
         start_pts = stream.start_time or 0
         data_end = float((end_pts - start_pts) * time_base) if end_pts is not None else None
         raw_stream = container.format.name in ("hevc", "h264")  # no timestamps: duration is a bitrate guess
@@ -373,7 +385,7 @@ def probe(path: str | os.PathLike[str], *, count_frames: bool = True) -> VideoIn
             duration = float(frame_count / fps)
         if raw_stream:
             data_end = None  # no timestamps to compare
-        elif data_end is not None and frame_count and duration - data_end > TRUNCATION_SLACK_FRAMES / float(fps):
+        elif data_end is not None and frame_count and (cut or duration - data_end > TRUNCATION_SLACK_FRAMES / fps):
             held = max(1, round(data_end * fps))
             if held < frame_count:  # a count from the container's sample table promises the missing frames too
                 frame_count, exact = held, False
@@ -403,6 +415,7 @@ def probe(path: str | os.PathLike[str], *, count_frames: bool = True) -> VideoIn
             profile=cc.profile,
             time_base=time_base,
             data_end_seconds=data_end,
+            ends_inside_packet=cut and not raw_stream,
             hdr_metadata_in=metadata_in,
         )
     except av.FFmpegError as error:

@@ -403,6 +403,10 @@ class VideoReader:
         except StopIteration:
             return None
         except self._av_error as error:
+            if self.info.truncated:  # a cut-off file (allowed, or it would not be read): its end is the stream's
+                self.warnings.append(f"{self.path}: decoding stopped after frame {self._next_index - 1} ({error})")
+                self._decoded = iter(())
+                return None
             raise InputError(
                 f"{self.path}: decoding failed after frame {self._next_index - 1} ({error}); file damaged or truncated"
             ) from None
