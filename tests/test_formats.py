@@ -321,6 +321,47 @@ def test_hdrtvmf1k_build_on_hevc_vp9_and_av1(media: Path, tmp_path: Path) -> Non
     assert verify_output(out, progress=False)["problems"] == []
 
 
+SPARSE = """
+[recipe]
+name = "sparse-formats"
+kind = "paired"
+[clips]
+strategy = "interval"
+frames = 3
+every_seconds = 0.8
+margin = 2
+[tiles.train]
+strategy = "grid"
+size = 128
+step = 128
+remainder = 16
+"""
+
+
+def test_sparse_build_on_vp9_and_av1(media: Path, tmp_path: Path) -> None:
+    """The sparse path aligns on HDR keyframes (libdav1d skips to them, VP9 is seeked to each) and seeks to the
+    clips it keeps: every kept clip shows its true HDR frames."""
+    from datakit.pairs.build import build_dataset
+    from datakit.store import read_manifest
+
+    recipe = tmp_path / "sparse.toml"
+    recipe.write_text(SPARSE)
+    rows = [
+        ("vp9", media / "vp9.webm", media / "sdr_vp9.webm"),
+        ("av1", media / "av1.mkv", media / "sdr_av1.mkv"),
+        ("av1_h264", media / "av1.mp4", media / "sdr_h264.mp4"),
+    ]
+    summary = build_dataset(recipe, _pairs_file(tmp_path, rows), tmp_path / "out", report=False)
+    records = read_manifest(tmp_path / "out")
+    for pair_id, _, _ in rows:
+        status = summary["sources"][pair_id]
+        assert status["state"] == "done" and status["alignment"]["offset_frames"] == SHIFT, status
+        mine = [r for r in records if r["source_id"] == pair_id]
+        assert mine and status["clips_kept"] * 4 * 2 == len(mine)  # 448x256 in 128 px grid tiles: 4 x 2 (remainder 64)
+        for record in mine:
+            assert record["hdr_frames"] == [f + SHIFT for f in record["sdr_frames"]]
+
+
 @pytest.mark.parametrize("name", SDR_FILES)
 def test_convert_every_sdr_format(media: Path, tmp_path: Path, name: str) -> None:
     from datakit.convert import convert_video
