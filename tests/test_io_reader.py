@@ -277,41 +277,6 @@ def test_untagged_assumptions_and_overrides(tmp_path: Path) -> None:
         np.testing.assert_allclose(rgb, 120 / 255, atol=1e-5)  # full range gray: Y / 255
 
 
-@pytest.mark.parametrize(
-    ("pix_fmt", "size", "sub", "bits", "siting"),
-    [
-        ("yuv420p10le", (270, 320), "420", 10, "left"),
-        ("yuv420p10le", (257, 198), "420", 10, "left"),  # odd height: the last chroma row covers one luma row
-        ("yuv420p10le", (300, 160), "420", 10, "center"),
-        ("yuv420p10le", (300, 160), "420", 10, "topleft"),
-        ("yuv422p10le", (300, 256), "422", 10, "left"),
-        ("yuv444p", (200, 160), "444", 8, "left"),
-        ("yuv420p", (1080, 1920), "420", 8, "left"),
-    ],
-)
-def test_whole_frames_converted_in_bands_are_bit_identical(
-    pix_fmt: str, size: tuple[int, int], sub: str, bits: int, siting: str
-) -> None:
-    """Frame.rgb converts a tall frame band by band (cache-sized): every dtype is bit-identical to the converter
-    run on the whole planes at once (the conversion as it was)."""
-    from datakit.color.ycbcr import PlaneConverter
-
-    h, w = size
-    rng = np.random.default_rng(h + w)
-    dtype = np.uint16 if bits > 8 else np.uint8
-    ch, cw = (-(-h // 2) if sub == "420" else h), (-(-w // 2) if sub in ("420", "422") else w)
-    top = (1 << bits) - 1
-    planes = [rng.integers(0, top + 1, shp).astype(dtype) for shp in ((h, w), (ch, cw), (ch, cw))]
-    av_frame = _frame_from_planes(planes, pix_fmt)
-    converter = PlaneConverter("bt2020nc", bits, False, siting)
-    frame = Frame(av_frame, 0, 0.0, converter, gray=False)
-    for out_dtype in ("float32", "uint16", "uint8"):
-        whole = converter(*frame.planes(), dtype=out_dtype)
-        banded = frame.rgb(out_dtype)
-        assert banded.dtype == whole.dtype and banded.shape == (h, w, 3)
-        np.testing.assert_array_equal(banded, whole, err_msg=f"{pix_fmt} {size} {siting} {out_dtype}")
-
-
 def test_rgb_frames_beside_the_decoder_match_frame_rgb(tmp_path: Path) -> None:
     rng = np.random.default_rng(5)
     frames = [_random_planes(rng, "420", h=192, w=256) for _ in range(12)]
@@ -324,12 +289,12 @@ def test_rgb_frames_beside_the_decoder_match_frame_rgb(tmp_path: Path) -> None:
         assert [f.index for f, _ in got] == list(range(12))
         for frame, rgb in got:
             np.testing.assert_array_equal(rgb, expected[frame.index][0])
-        window = list(reader.rgb_frames("uint16", width=128, start=5 / 24, end=9 / 24, ahead=1))
+        window = list(reader.rgb_frames("uint16", width=128, start=5 / 24, end=9 / 24, workers=1))
         assert [f.index for f, _ in window] == [5, 6, 7, 8]
         for frame, rgb in window:
             np.testing.assert_array_equal(rgb, expected[frame.index][1])
         stream = reader.rgb_frames("float32")
         next(stream)
         stream.close()  # stopping early leaves nothing running
-        with pytest.raises(ValueError, match="ahead"):
-            next(reader.rgb_frames(ahead=0))
+        with pytest.raises(ValueError, match="workers"):
+            next(reader.rgb_frames(workers=0))

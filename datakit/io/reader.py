@@ -45,11 +45,6 @@ _ENCODINGS = ("auto", "pq", "sdr")
 NONREF_SKIP_DECODERS = frozenset({"h264", "hevc"})
 NONKEY_SKIP_DECODERS = frozenset({"h264", "hevc", "libdav1d"})
 
-# Rows per band when a whole frame is converted (Frame.rgb): the converter's float32 passes over a 1080p frame
-# (25 MB per R'G'B' array) ran at about half the speed of the same passes over 64-row bands, which stay in the
-# cache (measured here: 48 -> 26 ms float32, 18 -> 15 ms uint16, single-threaded); values are the same.
-BAND_ROWS = 64
-
 
 def _plane_view(plane: Any, dtype: type[np.unsignedinteger]) -> np.ndarray:
     """Zero-copy (height, width) view of a PyAV plane, skipping the line-size padding."""
@@ -167,8 +162,6 @@ class Frame:
         if width is not None and width < self.width:
             size = area_size(self.width, self.height, width)
             y, u, v = (_area_codes(p, size, conv.bit_depth) for p in (y, u, v))
-        elif self.height >= 2 * BAND_ROWS:
-            return self._rgb_banded(y, u, v, dtype)
         return conv(y, u, v, dtype=dtype)
 
     def _rgb_box(self, dtype: str, box: tuple[int, int, int, int]) -> np.ndarray:
@@ -207,19 +200,6 @@ class Frame:
             dtype=dtype,
         )
         return out[y0 - top : y0 - top + h, x - left : x - left + w]
-
-    def _rgb_banded(self, y: np.ndarray, u: np.ndarray, v: np.ndarray, dtype: str) -> np.ndarray:
-        """The whole frame converted in bands of :data:`BAND_ROWS` rows (each with its chroma margin, as
-        :meth:`_rgb_box`): the same values, and the converter's full-resolution passes stay in the cache."""
-        out: np.ndarray | None = None
-        for top in range(0, self.height, BAND_ROWS):
-            rows = min(BAND_ROWS, self.height - top)
-            band = self._convert_region(y, u, v, 0, top, self.width, rows, dtype)
-            if out is None:
-                out = np.empty((self.height, self.width, 3), band.dtype)
-            out[top : top + rows] = band
-        assert out is not None
-        return out
 
     def luma(self, width: int | None = None) -> np.ndarray:
         """Normalized Y' (H, W) float32 in [0, 1] (range offsets removed), optionally area-downscaled to ``width``."""
@@ -449,23 +429,23 @@ class VideoReader:
         width: int | None = None,
         start: float = 0.0,
         end: float | None = None,
-        ahead: int = 2,
+        workers: int = 2,
     ) -> Iterator[tuple[Frame, np.ndarray]]:
-        """``(frame, frame.rgb(dtype, width))`` for the frames of :meth:`frames` ``(start, end)``, converted in a
-        thread beside the decoder: while one picture is converted (OpenCV and NumPy release the GIL) the decoder is
-        handed the next packets, so its threads do not wait for the conversion. ``ahead``: pictures in flight
-        (decoded, being converted). The arrays are the same as :meth:`Frame.rgb`'s, bit for bit."""
+        """``(frame, frame.rgb(dtype, width))`` for the frames of :meth:`frames` ``(start, end)``, in order, each
+        converted in one of ``workers`` threads beside the decoder: while pictures are converted (OpenCV and NumPy
+        release the GIL) the decoder is handed the next packets, so its threads do not wait for the conversion.
+        At most ``workers + 1`` pictures are in flight. The arrays are :meth:`Frame.rgb`'s, bit for bit."""
         from collections import deque
         from concurrent.futures import Future, ThreadPoolExecutor
 
-        if ahead < 1:
-            raise ValueError(f"ahead must be >= 1, got {ahead}")
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
         pending: deque[tuple[Frame, Future[np.ndarray]]] = deque()
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="datakit-rgb") as pool:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="datakit-rgb") as pool:
             try:
                 for frame in self.frames(start, end):
                     pending.append((frame, pool.submit(frame.rgb, dtype, width)))
-                    if len(pending) > ahead:
+                    if len(pending) > workers:
                         done, future = pending.popleft()
                         yield done, future.result()
                 while pending:
