@@ -429,12 +429,13 @@ class VideoReader:
         width: int | None = None,
         start: float = 0.0,
         end: float | None = None,
-        workers: int = 2,
+        workers: int = 1,
     ) -> Iterator[tuple[Frame, np.ndarray]]:
         """``(frame, frame.rgb(dtype, width))`` for the frames of :meth:`frames` ``(start, end)``, in order, each
         converted in one of ``workers`` threads beside the decoder: while pictures are converted (OpenCV and NumPy
         release the GIL) the decoder is handed the next packets, so its threads do not wait for the conversion.
-        At most ``workers + 1`` pictures are in flight. The arrays are :meth:`Frame.rgb`'s, bit for bit."""
+        At most ``workers + 1`` pictures are in flight. The arrays are :meth:`Frame.rgb`'s, bit for bit. One worker
+        by default: on two cores a second one competed with the decoder's threads (bench/bench_reader.py)."""
         from collections import deque
         from concurrent.futures import Future, ThreadPoolExecutor
 
