@@ -218,6 +218,20 @@ def test_container_metadata_in_matroska_mp4_and_mov(media: Path, tmp_path: Path)
         assert "Mastering display" not in _ffmpeg_side_data(media / name)
 
 
+@pytest.mark.parametrize("ext", ["mkv", "mp4"])
+def test_av1_chroma_sample_position(tmp_path: Path, ext: str) -> None:
+    """AV1 signals chroma siting in its sequence header (mirrored in the av1C record): SVT-AV1 told each position
+    writes it, probe reads it and the reader converts with it; unknown (SVT-AV1's default) is assumed left."""
+    planes = [_hdr_planes(np.full((H, W, 3), 100.0, np.float32))] * 2
+    for given, expected in (("left", "left"), ("topleft", "topleft"), ("unknown", None)):
+        options = {"preset": "12", "svtav1-params": f"chroma-sample-position={given}"}
+        path = _encode(tmp_path / f"csp_{given}.{ext}", "libsvtav1", "yuv420p10le", planes, HDR_TAGS, options)
+        assert probe(path).chroma_location == expected
+        with VideoReader(path) as reader:
+            assert reader.siting == (expected or "left")
+            assert any("chroma location" in a for a in reader.assumptions) == (expected is None)
+
+
 # ---------------------------------------------------------------------------------------------- seek and skip
 def _sequential(path: Path) -> tuple[list[list[np.ndarray]], list[int]]:
     """Every picture's code planes (PyAV's own decode, nothing skipped) and the indices of the keyframes."""

@@ -1,5 +1,5 @@
-"""Read ``chroma_sample_loc_type`` from H.264 / HEVC sequence parameter sets, and find HDR10 static metadata in
-the bitstream (SEI messages, AV1 metadata OBUs).
+"""Read ``chroma_sample_loc_type`` from H.264 / HEVC sequence parameter sets (AV1: ``chroma_sample_position`` from
+its configuration record), and find HDR10 static metadata in the bitstream (SEI messages, AV1 metadata OBUs).
 
 PyAV does not expose ffmpeg's ``chroma_sample_location``, so :func:`chroma_location` parses the
 SPS (ITU-T H.264 section 7.3.2.1 / ITU-T H.265 section 7.3.2.2) up to the VUI
@@ -271,12 +271,27 @@ def _h264_chroma_loc(nal: bytes) -> int | None:
     return _vui_chroma_loc(r)
 
 
+_AV1_DECODERS = ("libdav1d", "av1", "libaom-av1")
+# AV1 chroma_sample_position (AV1 specification 6.4.2) -> ffmpeg AVChromaLocation name; 0 (unknown) is None.
+_AV1_CHROMA_POSITIONS = {1: "left", 2: "topleft"}  # CSP_VERTICAL, CSP_COLOCATED
+
+
+def _av1_chroma_location(extradata: bytes | None) -> str | None:
+    """chroma_sample_position from the AV1CodecConfigurationRecord (``av1C``, MP4 and Matroska's CodecPrivate):
+    marker and version 1 in the first byte, the sequence header's colour fields in the third."""
+    if not extradata or len(extradata) < 4 or extradata[0] != 0x81:
+        return None
+    return _AV1_CHROMA_POSITIONS.get(extradata[2] & 0x3)
+
+
 def chroma_location(codec: str, extradata: bytes | None, packet: bytes | None = None) -> str | None:
     """Signalled chroma sample location (``left``, ``center``, ``topleft``...) or ``None``.
 
-    ``codec`` is ffmpeg's decoder name (``hevc`` or ``h264``; others give ``None``). ``None`` also
-    means "not signalled" (H.264/HEVC then infer type 0, ``left``) or an SPS that failed to parse.
+    ``codec`` is ffmpeg's decoder name (``hevc``, ``h264``, or an AV1 decoder; others give ``None``). ``None``
+    also means "not signalled" (H.264/HEVC then infer type 0, ``left``) or an SPS that failed to parse.
     """
+    if codec in _AV1_DECODERS:
+        return _av1_chroma_location(extradata)
     if codec == "hevc":
         nals, parse = _hevc_sps_nals(extradata, packet), _hevc_chroma_loc
     elif codec == "h264":
@@ -354,7 +369,7 @@ def hdr_metadata_in_bitstream(codec: str, extradata: bytes | None, packet: bytes
         if codec == "h264":
             nals = _h264_sps_nals(extradata, packet, frozenset({6}))
             return any(_SEI_HDR_PAYLOADS.intersection(_sei_payload_types(_rbsp(nal[1:]))) for nal in nals)
-        if codec in ("libdav1d", "av1", "libaom-av1"):
+        if codec in _AV1_DECODERS:
             config_obus = extradata[4:] if extradata and len(extradata) > 4 and extradata[0] & 0x80 else b""
             return any(
                 _AV1_HDR_METADATA.intersection(_av1_metadata_types(data)) for data in (config_obus, packet) if data
