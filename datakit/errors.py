@@ -26,6 +26,12 @@ class NotHDR10Error(UnsupportedFormatError):
     """HDR10 (PQ, BT.2020, >= 10-bit) was required but the input is something else (SDR, HLG...)."""
 
 
+class TruncatedError(InputError):
+    """The container promises more video than the file holds (a cut-off download or copy)."""
+
+    reason = "truncated"  # the failure reason a build records for the pair
+
+
 class RecipeError(DatakitError):
     """A recipe or config file is unreadable or invalid (unknown key, wrong type, impossible value)."""
 

@@ -275,3 +275,26 @@ def test_untagged_assumptions_and_overrides(tmp_path: Path) -> None:
         assert not any("matrix" in a or "range" in a for a in reader.assumptions)
         rgb = next(iter(reader)).rgb()
         np.testing.assert_allclose(rgb, 120 / 255, atol=1e-5)  # full range gray: Y / 255
+
+
+def test_rgb_frames_beside_the_decoder_match_frame_rgb(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    frames = [_random_planes(rng, "420", h=192, w=256) for _ in range(12)]
+    path = tmp_path / "clip.mkv"
+    params = "keyint=4:min-keyint=4:bframes=2:log-level=error"
+    _encode(path, "libx265", "yuv420p10le", frames, options={"preset": "ultrafast", "x265-params": params})
+    with VideoReader(path) as reader:
+        expected = {f.index: (f.rgb("float32"), f.rgb("uint16", width=128)) for f in reader}
+        got = list(reader.rgb_frames("float32", workers=2))  # two in flight: still in order
+        assert [f.index for f, _ in got] == list(range(12))
+        for frame, rgb in got:
+            np.testing.assert_array_equal(rgb, expected[frame.index][0])
+        window = list(reader.rgb_frames("uint16", width=128, start=5 / 24, end=9 / 24, workers=1))
+        assert [f.index for f, _ in window] == [5, 6, 7, 8]
+        for frame, rgb in window:
+            np.testing.assert_array_equal(rgb, expected[frame.index][1])
+        stream = reader.rgb_frames("float32")
+        next(stream)
+        stream.close()  # stopping early leaves nothing running
+        with pytest.raises(ValueError, match="workers"):
+            next(reader.rgb_frames(workers=0))

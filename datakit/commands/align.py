@@ -29,11 +29,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="fail below this confidence (default: datakit.pairs.align.MIN_CONFIDENCE); 0 never fails",
     )
     p.add_argument("--threads", type=threads, default="auto", help="decoder threads (default: auto)")
+    p.add_argument("--allow-truncated", action="store_true", help="align a cut-off file from what it holds")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from datakit.io.probe import require_complete_files
     from datakit.pairs.align import MIN_CONFIDENCE, align_pair
+
+    for warning in require_complete_files(args.hdr, args.sdr, allow_truncated=args.allow_truncated):
+        print(f"warning: {warning}", file=sys.stderr)
 
     alignment = align_pair(
         args.hdr,

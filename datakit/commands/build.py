@@ -21,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output folder (a rerun resumes it)")
     p.add_argument("--workers", type=positive_int, default=1, help="pairs processed in parallel (default 1)")
     p.add_argument("--engine", choices=("local", "ray"), default="local", help="local processes or a Ray cluster")
+    p.add_argument("--allow-truncated", action="store_true", help="build from cut-off sources instead of failing them")
     p.set_defaults(handler=run)
 
 
@@ -28,7 +29,14 @@ def run(args: argparse.Namespace) -> int:
     from datakit.pairs.build import build_dataset
 
     output_folder(args.out)
-    summary = build_dataset(args.recipe, args.pairs, args.out, workers=args.workers, engine=args.engine)
+    summary = build_dataset(
+        args.recipe,
+        args.pairs,
+        args.out,
+        workers=args.workers,
+        engine=args.engine,
+        allow_truncated=args.allow_truncated,
+    )
     return finish(summary, args.out)
 
 

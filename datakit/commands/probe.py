@@ -1,4 +1,5 @@
-"""``datakit probe FILE [--json]``: print what a video file is (tags, HDR10 metadata, frame rate, frame count)."""
+"""``datakit probe FILE [--json] [--strict]``: print what a video file is (tags, HDR10 metadata, frame rate, frame
+count); ``--strict`` exits with status 2 when the file is cut off (unless ``--allow-truncated``)."""
 
 from __future__ import annotations
 
@@ -16,17 +17,27 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="do not demux the file to count frames when the container lacks a count (MKV); estimate instead",
     )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit with status 2 when the container declares more video than the file holds (a cut-off download)",
+    )
+    p.add_argument("--allow-truncated", action="store_true", help="with --strict: accept a truncated file")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     import json
+    import sys
 
     from datakit.audit.hdr_range import probe_note
-    from datakit.io.probe import probe
+    from datakit.io.probe import probe, require_complete
 
     info = probe(args.file, count_frames=not args.no_count)
     note = probe_note(args.file, info)  # HDR10 only: "looks like SDR in a PQ container" with the evidence, or None
+    if args.strict:
+        for warning in require_complete(info, allow_truncated=args.allow_truncated):
+            print(f"warning: {warning}", file=sys.stderr)
     if args.json:
         print(json.dumps({**info.to_dict(), "not_hdr": note}, indent=2))
     else:

@@ -14,6 +14,8 @@ _EXPORTS = {
     "VideoInfo": "datakit.io.probe",
     "require_hdr10": "datakit.io.probe",
     "require_sdr": "datakit.io.probe",
+    "require_complete": "datakit.io.probe",
+    "container_hdr_metadata": "datakit.io.container",
     "MasteringDisplay": "datakit.io.metadata",
     "ContentLightLevel": "datakit.io.metadata",
     "VideoReader": "datakit.io.reader",

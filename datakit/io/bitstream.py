@@ -1,4 +1,5 @@
-"""Read ``chroma_sample_loc_type`` from H.264 / HEVC sequence parameter sets.
+"""Read ``chroma_sample_loc_type`` from H.264 / HEVC sequence parameter sets (AV1: ``chroma_sample_position`` from
+its configuration record), and find HDR10 static metadata in the bitstream (SEI messages, AV1 metadata OBUs).
 
 PyAV does not expose ffmpeg's ``chroma_sample_location``, so :func:`chroma_location` parses the
 SPS (ITU-T H.264 section 7.3.2.1 / ITU-T H.265 section 7.3.2.2) up to the VUI
@@ -78,7 +79,9 @@ def _length_prefixed_nals(data: bytes, size: int = 4) -> Iterator[bytes]:
         pos += n
 
 
-def _hevc_sps_nals(extradata: bytes | None, packet: bytes | None) -> Iterator[bytes]:
+def _hevc_sps_nals(
+    extradata: bytes | None, packet: bytes | None, types: frozenset[int] = frozenset({33})
+) -> Iterator[bytes]:
     if extradata and len(extradata) > 23 and extradata[0] == 1:  # hvcC (ISO/IEC 14496-15 8.3.3)
         pos, num_arrays = 23, extradata[22]
         for _ in range(num_arrays):
@@ -87,35 +90,38 @@ def _hevc_sps_nals(extradata: bytes | None, packet: bytes | None) -> Iterator[by
             pos += 3
             for _ in range(count):
                 n = int.from_bytes(extradata[pos : pos + 2], "big")
-                if nal_type == 33:
+                if nal_type in types:
                     yield extradata[pos + 2 : pos + 2 + n]
                 pos += 2 + n
     for data in (extradata, packet):
         if data and (data.startswith(b"\x00\x00\x01") or data.startswith(b"\x00\x00\x00\x01")):
             for nal in _annexb_nals(data):
-                if nal and (nal[0] >> 1) & 0x3F == 33:
+                if nal and (nal[0] >> 1) & 0x3F in types:
                     yield nal
     if packet and not packet.startswith(b"\x00\x00\x01") and not packet.startswith(b"\x00\x00\x00\x01"):
         for nal in _length_prefixed_nals(packet):
-            if nal and (nal[0] >> 1) & 0x3F == 33:
+            if nal and (nal[0] >> 1) & 0x3F in types:
                 yield nal
 
 
-def _h264_sps_nals(extradata: bytes | None, packet: bytes | None) -> Iterator[bytes]:
+def _h264_sps_nals(
+    extradata: bytes | None, packet: bytes | None, types: frozenset[int] = frozenset({7})
+) -> Iterator[bytes]:
     if extradata and len(extradata) > 7 and extradata[0] == 1:  # avcC (ISO/IEC 14496-15 5.3.3)
         count, pos = extradata[5] & 0x1F, 6
         for _ in range(count):
             n = int.from_bytes(extradata[pos : pos + 2], "big")
-            yield extradata[pos + 2 : pos + 2 + n]
+            if 7 in types:
+                yield extradata[pos + 2 : pos + 2 + n]
             pos += 2 + n
     for data in (extradata, packet):
         if data and (data.startswith(b"\x00\x00\x01") or data.startswith(b"\x00\x00\x00\x01")):
             for nal in _annexb_nals(data):
-                if nal and nal[0] & 0x1F == 7:
+                if nal and nal[0] & 0x1F in types:
                     yield nal
     if packet and not packet.startswith(b"\x00\x00\x01") and not packet.startswith(b"\x00\x00\x00\x01"):
         for nal in _length_prefixed_nals(packet):
-            if nal and nal[0] & 0x1F == 7:
+            if nal and nal[0] & 0x1F in types:
                 yield nal
 
 
@@ -265,12 +271,27 @@ def _h264_chroma_loc(nal: bytes) -> int | None:
     return _vui_chroma_loc(r)
 
 
+_AV1_DECODERS = ("libdav1d", "av1", "libaom-av1")
+# AV1 chroma_sample_position (AV1 specification 6.4.2) -> ffmpeg AVChromaLocation name; 0 (unknown) is None.
+_AV1_CHROMA_POSITIONS = {1: "left", 2: "topleft"}  # CSP_VERTICAL, CSP_COLOCATED
+
+
+def _av1_chroma_location(extradata: bytes | None) -> str | None:
+    """chroma_sample_position from the AV1CodecConfigurationRecord (``av1C``, MP4 and Matroska's CodecPrivate):
+    marker and version 1 in the first byte, the sequence header's colour fields in the third."""
+    if not extradata or len(extradata) < 4 or extradata[0] != 0x81:
+        return None
+    return _AV1_CHROMA_POSITIONS.get(extradata[2] & 0x3)
+
+
 def chroma_location(codec: str, extradata: bytes | None, packet: bytes | None = None) -> str | None:
     """Signalled chroma sample location (``left``, ``center``, ``topleft``...) or ``None``.
 
-    ``codec`` is ffmpeg's decoder name (``hevc`` or ``h264``; others give ``None``). ``None`` also
-    means "not signalled" (H.264/HEVC then infer type 0, ``left``) or an SPS that failed to parse.
+    ``codec`` is ffmpeg's decoder name (``hevc``, ``h264``, or an AV1 decoder; others give ``None``). ``None``
+    also means "not signalled" (H.264/HEVC then infer type 0, ``left``) or an SPS that failed to parse.
     """
+    if codec in _AV1_DECODERS:
+        return _av1_chroma_location(extradata)
     if codec == "hevc":
         nals, parse = _hevc_sps_nals(extradata, packet), _hevc_chroma_loc
     elif codec == "h264":
@@ -284,3 +305,75 @@ def chroma_location(codec: str, extradata: bytes | None, packet: bytes | None = 
     except (IndexError, ValueError):
         return None
     return None
+
+
+# SEI payloadType of SMPTE ST 2086 mastering display colour volume and CTA-861.3 content light level
+# (ITU-T H.265 / H.264 Annex D: mastering_display_colour_volume 137, content_light_level_info 144).
+_SEI_HDR_PAYLOADS = frozenset({137, 144})
+# AV1 metadata_type of the same (AV1 bitstream specification 6.7.1: METADATA_TYPE_HDR_CLL 1, HDR_MDCV 2).
+_AV1_HDR_METADATA = frozenset({1, 2})
+
+
+def _sei_payload_types(rbsp: bytes) -> Iterator[int]:
+    pos = 0
+    while pos + 2 <= len(rbsp) and rbsp[pos] != 0x80:  # rbsp_trailing_bits
+        kind = 0
+        while rbsp[pos] == 0xFF:
+            kind += 255
+            pos += 1
+        kind += rbsp[pos]
+        pos += 1
+        size = 0
+        while rbsp[pos] == 0xFF:
+            size += 255
+            pos += 1
+        size += rbsp[pos]
+        pos += 1 + size
+        yield kind
+
+
+def _leb128(data: bytes, pos: int) -> tuple[int, int]:
+    value = 0
+    for i in range(8):
+        byte = data[pos + i]
+        value |= (byte & 0x7F) << (7 * i)
+        if not byte & 0x80:
+            return value, pos + i + 1
+    raise ValueError("bad leb128")
+
+
+def _av1_metadata_types(data: bytes) -> Iterator[int]:
+    """metadata_type of each metadata OBU (obu_type 5) in a low-overhead AV1 bitstream (sized OBUs)."""
+    pos = 0
+    while pos < len(data):
+        header = data[pos]
+        obu_type, has_extension, has_size = (header >> 3) & 0xF, header & 4, header & 2
+        pos += 2 if has_extension else 1
+        if not has_size:
+            size = len(data) - pos
+        else:
+            size, pos = _leb128(data, pos)
+        if obu_type == 5:
+            yield _leb128(data, pos)[0]
+        pos += size
+
+
+def hdr_metadata_in_bitstream(codec: str, extradata: bytes | None, packet: bytes | None) -> bool:
+    """Whether the decoder configuration or first packet carries HDR10 static metadata in the bitstream itself:
+    an ST 2086 / CTA-861.3 SEI message (HEVC prefix SEI NAL 39, H.264 SEI NAL 6) or AV1 metadata OBU. VP9 has no
+    such syntax (its container carries the metadata). ``codec`` is ffmpeg's decoder name."""
+    try:
+        if codec == "hevc":
+            nals = _hevc_sps_nals(extradata, packet, frozenset({39}))
+            return any(_SEI_HDR_PAYLOADS.intersection(_sei_payload_types(_rbsp(nal[2:]))) for nal in nals)
+        if codec == "h264":
+            nals = _h264_sps_nals(extradata, packet, frozenset({6}))
+            return any(_SEI_HDR_PAYLOADS.intersection(_sei_payload_types(_rbsp(nal[1:]))) for nal in nals)
+        if codec in _AV1_DECODERS:
+            config_obus = extradata[4:] if extradata and len(extradata) > 4 and extradata[0] & 0x80 else b""
+            return any(
+                _AV1_HDR_METADATA.intersection(_av1_metadata_types(data)) for data in (config_obus, packet) if data
+            )
+    except (IndexError, ValueError):
+        return False
+    return False

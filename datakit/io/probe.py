@@ -3,7 +3,13 @@
 Colour tags use ffmpeg's names (``bt2020``, ``smpte2084``, ``bt2020nc``...; see
 :mod:`datakit.io.metadata`), with the range spelled ``limited`` / ``full`` and ``None`` when a tag
 is not signalled. The ST 2086 mastering display and CTA-861.3 content light level are read from
-the side data of the first decoded frame (HEVC SEI), where ffmpeg puts them.
+the side data of the first decoded frame, where ffmpeg puts them whether they came from the bitstream (HEVC/H.264
+SEI, AV1 metadata OBUs) or from the container (Matroska/WebM Colour element, MP4 ``mdcv``/``clli`` boxes, which
+ffmpeg hands to the decoder as stream side data); :mod:`datakit.io.container` reads the container's own copy, so
+that :attr:`VideoInfo.hdr_metadata_in` says where the metadata is.
+
+Truncation: the end of the last video packet (:attr:`VideoInfo.data_end_seconds`, found by demuxing the file's
+tail, nothing decoded) is compared with the duration the container declares (:attr:`VideoInfo.truncated`).
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from datakit.errors import InputError, NotHDR10Error, UnsupportedFormatError
+from datakit.errors import InputError, NotHDR10Error, TruncatedError, UnsupportedFormatError
 from datakit.io.metadata import (
     MATRIX_NAMES,
     PRIMARIES_NAMES,
@@ -58,6 +64,23 @@ class VideoInfo:
     has_audio: bool
     profile: str | None = None
     time_base: Fraction = field(default=Fraction(1, 1))
+    data_end_seconds: float | None = None  # end of the last whole video packet the file holds (None: not measured)
+    ends_inside_packet: bool = False  # the file stops inside its last video packet (a short read: cut off)
+    hdr_metadata_in: tuple[str, ...] = ()  # where the HDR10 static metadata is: "container", "bitstream"
+    decoder: str = ""  # the ffmpeg decoder PyAV picked (libdav1d for AV1, vp9, hevc, h264...)
+
+    @property
+    def truncated(self) -> bool:
+        """Whether the container declares more video than the file holds (a cut-off download): the file stops
+        inside a video packet, or the declared duration exceeds the end of the last whole video packet by more
+        than :data:`TRUNCATION_SLACK_FRAMES` frames and 1 % (the slack covers an audio track that ends a little
+        later than the video)."""
+        if self.ends_inside_packet:
+            return True
+        if self.data_end_seconds is None or self.duration_seconds <= 0.0:
+            return False
+        slack = max(TRUNCATION_SLACK_FRAMES / float(self.fps), 0.01 * self.duration_seconds)
+        return self.duration_seconds - self.data_end_seconds > slack
 
     @property
     def kind(self) -> str:
@@ -81,6 +104,7 @@ class VideoInfo:
             "path": self.path,
             "container": self.container,
             "codec": self.codec,
+            "decoder": self.decoder,
             "profile": self.profile,
             "width": self.width,
             "height": self.height,
@@ -101,6 +125,10 @@ class VideoInfo:
             "content_light_level": self.content_light_level.to_dict() if self.content_light_level else None,
             "has_audio": self.has_audio,
             "kind": self.kind,
+            "data_end_seconds": self.data_end_seconds,
+            "ends_inside_packet": self.ends_inside_packet,
+            "truncated": self.truncated,
+            "hdr_metadata_in": list(self.hdr_metadata_in),
         }
 
     def describe(self) -> str:
@@ -115,19 +143,67 @@ class VideoInfo:
         count = f"{self.frame_count} frames" + ("" if self.frame_count_exact else " (estimated)")
         lines = [
             f"{self.path}",
-            f"  {self.kind}: {self.codec} {self.profile or ''} in {self.container}, {self.width}x{self.height}, "
+            f"  {self.kind}: {self.codec} {self.profile or ''} ({self.decoder}) in {self.container}, "
+            f"{self.width}x{self.height}, "
             f"{fps} fps ({float(self.fps):.3f}), {count}, {self.duration_seconds:.3f} s"
             + (", audio" if self.has_audio else ""),
             f"  {self.pix_fmt} ({self.bit_depth}-bit {self.chroma_subsampling}), primaries {self.color_primaries}, "
             f"transfer {self.color_trc}, matrix {self.color_matrix}, range {self.color_range}, "
             f"chroma location {self.chroma_location}",
         ]
+        if self.truncated:
+            lines.append(f"  TRUNCATED: {self.truncation_text()}")
+        if self.hdr_metadata_in:
+            lines.append(f"  HDR10 static metadata in: {', '.join(self.hdr_metadata_in)}")
         if self.mastering_display:
             lines.append(f"  mastering display: {self.mastering_display.describe()}")
         if self.content_light_level:
             cll = self.content_light_level
             lines.append(f"  content light level: MaxCLL {cll.max_cll} cd/m2, MaxFALL {cll.max_fall} cd/m2")
         return "\n".join(lines)
+
+
+    def truncation_text(self) -> str:
+        """The container's declared duration beside what the file holds, in one phrase."""
+        held = self.data_end_seconds or 0.0
+        inside = ", inside a packet" if self.ends_inside_packet else ""
+        return (
+            f"the container declares {self.duration_seconds:.3f} s but the video data ends at {held:.3f} s{inside} "
+            f"({round(held * float(self.fps))} of {round(self.duration_seconds * float(self.fps))} frames)"
+        )
+
+
+# Frames of slack before a shortfall of video data counts as truncation (see VideoInfo.truncated).
+TRUNCATION_SLACK_FRAMES = 3
+# Seconds before the declared end where the tail scan starts demuxing (see _data_end).
+_TAIL_SECONDS = 3.0
+
+
+def require_complete(info: VideoInfo, allow_truncated: bool = False) -> list[str]:
+    """Raise :class:`TruncatedError` (one line naming the declared duration and what the file holds) when the file
+    is cut off, unless ``allow_truncated``; then return it as a warning."""
+    if not info.truncated:
+        return []
+    if allow_truncated:
+        return [f"{info.path}: truncated: {info.truncation_text()}"]
+    raise TruncatedError(f"{info.path} is truncated: {info.truncation_text()} (--allow-truncated uses what is there)")
+
+
+def require_complete_files(*paths: str | os.PathLike[str], allow_truncated: bool = False) -> list[str]:
+    """:func:`require_complete` for files (probed without counting frames: the tail scan suffices)."""
+    warnings: list[str] = []
+    for path in paths:
+        warnings += require_complete(probe(path, count_frames=False), allow_truncated)
+    return warnings
+
+
+def _tag_duration(text: str | None) -> float | None:
+    """Seconds of a ``HH:MM:SS.fraction`` duration tag (ffmpeg's Matroska muxer writes one per track)."""
+    found = re.fullmatch(r"\s*(\d+):(\d{1,2}):(\d{1,2}(?:\.\d*)?)\s*", text or "")
+    if found is None:
+        return None
+    hours, minutes, seconds = found.groups()
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
 
 
 def _error_text(error: BaseException) -> str:
@@ -171,12 +247,43 @@ def _subsampling(fmt: Any) -> str:
     return "420" if sub_x and sub_y else "422" if sub_x else "444"
 
 
-def _count_packets(container: Any, stream: Any) -> int:
-    count = 0
+def _scan_packets(container: Any, stream: Any) -> tuple[int, int | None, bool]:
+    """From the demuxer's position, nothing decoded: (video packets with data, end timestamp of the last whole one,
+    whether the file ends inside the last packet). A demuxer that reads a packet short at the end of the file flags
+    it corrupt (MP4 / MOV, whose sample table lists every sample); Matroska drops the incomplete cluster."""
+    count, end, cut = 0, None, False
     for packet in container.demux(stream):
-        if packet.size:
-            count += 1
-    return count
+        if not packet.size:
+            continue
+        count += 1
+        cut = packet.is_corrupt
+        if packet.pts is not None and not cut:
+            stop = packet.pts + (packet.duration or 0)
+            end = stop if end is None else max(end, stop)
+    return count, end, cut
+
+
+def _data_end(path: Path, declared: float) -> tuple[int | None, bool]:
+    """(end timestamp of the last whole video packet, file cut inside a packet): demuxes from
+    :data:`_TAIL_SECONDS` before the declared end (a seek through the container's index) or, when that finds
+    nothing (no index in a cut-off file), the whole file."""
+    import av
+
+    with open_input(path) as container:
+        stream = container.streams.video[0]
+        start = stream.start_time or 0
+        time_base = Fraction(stream.time_base.numerator, stream.time_base.denominator)
+        if declared > _TAIL_SECONDS:
+            target = start + int(Fraction(declared - _TAIL_SECONDS).limit_denominator(10**6) / time_base)
+            try:
+                container.seek(target, stream=stream, backward=True, any_frame=True)
+                _, end, cut = _scan_packets(container, stream)
+            except av.FFmpegError:
+                end, cut = None, False
+            if end is not None:
+                return end, cut
+    with open_input(path) as container:
+        return _scan_packets(container, container.streams.video[0])[1:]
 
 
 def probe(path: str | os.PathLike[str], *, count_frames: bool = True) -> VideoInfo:
@@ -235,35 +342,59 @@ def probe(path: str | os.PathLike[str], *, count_frames: bool = True) -> VideoIn
             elif kind == "CONTENT_LIGHT_LEVEL":
                 light = ContentLightLevel.from_side_data(bytes(side))
 
-        from datakit.io.bitstream import chroma_location
+        from datakit.io.bitstream import chroma_location, hdr_metadata_in_bitstream
+        from datakit.io.container import container_hdr_metadata
 
-        extradata = cc.extradata
-        location = chroma_location(cc.name, bytes(extradata) if extradata else None, first_packet)
+        extradata = bytes(cc.extradata) if cc.extradata else None
+        location = chroma_location(cc.name, extradata, first_packet)
+        boxed_mastering, boxed_light = container_hdr_metadata(p)
+        mastering, light = mastering or boxed_mastering, light or boxed_light
+        metadata_in = tuple(
+            name
+            for name, present in (
+                ("container", boxed_mastering is not None or boxed_light is not None),
+                ("bitstream", hdr_metadata_in_bitstream(cc.name, extradata, first_packet)),
+            )
+            if present
+        )
 
+        tagged = _tag_duration(stream.metadata.get("DURATION") or stream.metadata.get("duration"))
         if stream.duration:
             duration = float(stream.duration * time_base)
+        elif tagged is not None:  # Matroska's per-track DURATION tag (written last: a cut-off file has none)
+            duration = tagged
         elif container.duration:
             duration = container.duration / av.time_base
         else:
             duration = 0.0
         frame_count, exact = int(stream.frames or 0), True
+        end_pts: int | None = None
+        cut = False
         if frame_count <= 0:
             if count_frames:
-                counter = open_input(p)
-                try:
-                    frame_count = _count_packets(counter, counter.streams.video[0])
-                finally:
-                    counter.close()
+                with open_input(p) as counter:
+                    frame_count, end_pts, cut = _scan_packets(counter, counter.streams.video[0])
             else:
                 frame_count, exact = round(duration * fps), False
+        if end_pts is None:
+            end_pts, cut = _data_end(p, duration)
+        start_pts = stream.start_time or 0
+        data_end = float((end_pts - start_pts) * time_base) if end_pts is not None else None
         raw_stream = container.format.name in ("hevc", "h264")  # no timestamps: duration is a bitrate guess
         if frame_count and exact and (duration <= 0.0 or raw_stream):
             duration = float(frame_count / fps)
+        if raw_stream:
+            data_end = None  # no timestamps to compare
+        elif data_end is not None and frame_count and (cut or duration - data_end > TRUNCATION_SLACK_FRAMES / fps):
+            held = max(1, round(data_end * fps))
+            if held < frame_count:  # a count from the container's sample table promises the missing frames too
+                frame_count, exact = held, False
         bit_depth = max(c.bits for c in first.format.components)
         return VideoInfo(
             path=str(p),
             container=_container_name(container, p),
-            codec=cc.name,
+            codec=getattr(cc.codec, "canonical_name", cc.name),
+            decoder=cc.name,
             width=first.width,
             height=first.height,
             fps=fps,
@@ -283,6 +414,9 @@ def probe(path: str | os.PathLike[str], *, count_frames: bool = True) -> VideoIn
             has_audio=bool(container.streams.audio),
             profile=cc.profile,
             time_base=time_base,
+            data_end_seconds=data_end,
+            ends_inside_packet=cut and not raw_stream,
+            hdr_metadata_in=metadata_in,
         )
     except av.FFmpegError as error:
         raise InputError(f"{p}: cannot read video ({_error_text(error)})") from None

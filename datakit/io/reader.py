@@ -35,6 +35,16 @@ from datakit.io.probe import VideoInfo, default_matrix, open_input, probe, requi
 
 _ENCODINGS = ("auto", "pq", "sdr")
 
+# Decoders (ffmpeg names, as PyAV picks them) whose ``skip_frame`` is proven to work the way the fast paths use it;
+# tests/test_formats.py checks each against a sequential decode. ffmpeg's own H.264 and HEVC decoders read
+# ``skip_frame`` for every packet (frame threads copy it when the packet is submitted), so NONREF can be switched on
+# and off around a seek target. libdav1d reads it once, when the decoder opens (Dav1dSettings.decode_frame_type):
+# NONREF set for the first packet would drop non-reference pictures for the decoder's whole life (frame 11 of an
+# SVT-AV1 stream went missing that way), so only NONKEY, set before anything is decoded, is used there. ffmpeg's VP9
+# decoder ignores ``skip_frame`` altogether: nothing is skipped and keyframes are reached by seeking.
+NONREF_SKIP_DECODERS = frozenset({"h264", "hevc"})
+NONKEY_SKIP_DECODERS = frozenset({"h264", "hevc", "libdav1d"})
+
 
 def _plane_view(plane: Any, dtype: type[np.unsignedinteger]) -> np.ndarray:
     """Zero-copy (height, width) view of a PyAV plane, skipping the line-size padding."""
@@ -103,6 +113,11 @@ class Frame:
         return int(self._frame.width)
 
     @property
+    def key(self) -> bool:
+        """Whether the decoder marked this picture a keyframe (an IDR/CRA, VP9 or AV1 key frame)."""
+        return bool(self._frame.key_frame)
+
+    @property
     def height(self) -> int:
         return int(self._frame.height)
 
@@ -159,6 +174,12 @@ class Frame:
         yp, up, vp = self.planes()
         if up is None or vp is None:
             return self.rgb(dtype)[y0 : y0 + h, x : x + w]
+        return np.ascontiguousarray(self._convert_region(yp, up, vp, x, y0, w, h, dtype))
+
+    def _convert_region(
+        self, yp: np.ndarray, up: np.ndarray, vp: np.ndarray, x: int, y0: int, w: int, h: int, dtype: str
+    ) -> np.ndarray:
+        """R'G'B' of the region ``(x, y0, w, h)``, converted from planes cut with the chroma margin (a view)."""
         fx = 1 if up.shape[1] == yp.shape[1] else 2  # chroma subsampling, as the converter reads it
         fy = 1 if up.shape[0] == yp.shape[0] else 2
         margin = 4  # luma pixels: two chroma samples at 2x subsampling
@@ -178,7 +199,7 @@ class Frame:
             vp[c_top:c_bottom, c_left:c_right],
             dtype=dtype,
         )
-        return np.ascontiguousarray(out[y0 - top : y0 - top + h, x - left : x - left + w])
+        return out[y0 - top : y0 - top + h, x - left : x - left + w]
 
     def luma(self, width: int | None = None) -> np.ndarray:
         """Normalized Y' (H, W) float32 in [0, 1] (range offsets removed), optionally area-downscaled to ``width``."""
@@ -288,6 +309,7 @@ class VideoReader:
         if self.threads != "auto":
             cc.thread_count = int(self.threads)
         self._stream = stream
+        self._skip_nonref = cc.name in NONREF_SKIP_DECODERS
         self._time_base = Fraction(stream.time_base.numerator, stream.time_base.denominator)
         self._start_pts = stream.start_time if stream.start_time is not None else 0
         self._decoded = self._packet_frames()
@@ -334,13 +356,15 @@ class VideoReader:
         other picture predicts from (non-reference B pictures: about half of an x265 stream) and still decodes
         those the target needs. The setting is made per packet, before it is sent (frame threads copy it when
         the packet is submitted), so which pictures are dropped does not depend on timing. The target and
-        every picture after it decode as usual; dropped pictures are never returned.
+        every picture after it decode as usual; dropped pictures are never returned. Only decoders in
+        :data:`NONREF_SKIP_DECODERS` skip; the others decode every picture on the way.
         """
         context = self._stream.codec_context
         skipping = False
         for packet in self._container.demux(self._stream):
             skip = (
-                self._skip_before is not None
+                self._skip_nonref
+                and self._skip_before is not None
                 and packet.pts is not None
                 and float((packet.pts - self._start_pts) * self._time_base) < self._skip_before
             )
@@ -359,6 +383,10 @@ class VideoReader:
         except StopIteration:
             return None
         except self._av_error as error:
+            if self.info.truncated:  # a cut-off file (allowed, or it would not be read): its end is the stream's
+                self.warnings.append(f"{self.path}: decoding stopped after frame {self._next_index - 1} ({error})")
+                self._decoded = iter(())
+                return None
             raise InputError(
                 f"{self.path}: decoding failed after frame {self._next_index - 1} ({error}); file damaged or truncated"
             ) from None
@@ -394,9 +422,47 @@ class VideoReader:
                 return
             yield frame
 
+    def rgb_frames(
+        self,
+        dtype: str = "float32",
+        *,
+        width: int | None = None,
+        start: float = 0.0,
+        end: float | None = None,
+        workers: int = 1,
+    ) -> Iterator[tuple[Frame, np.ndarray]]:
+        """``(frame, frame.rgb(dtype, width))`` for the frames of :meth:`frames` ``(start, end)``, in order, each
+        converted in one of ``workers`` threads beside the decoder: while pictures are converted (OpenCV and NumPy
+        release the GIL) the decoder is handed the next packets, so its threads do not wait for the conversion.
+        At most ``workers + 1`` pictures are in flight. The arrays are :meth:`Frame.rgb`'s, bit for bit. One worker
+        by default: on two cores a second one competed with the decoder's threads (bench/bench_reader.py)."""
+        from collections import deque
+        from concurrent.futures import Future, ThreadPoolExecutor
+
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        pending: deque[tuple[Frame, Future[np.ndarray]]] = deque()
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="datakit-rgb") as pool:
+            try:
+                for frame in self.frames(start, end):
+                    pending.append((frame, pool.submit(frame.rgb, dtype, width)))
+                    if len(pending) > workers:
+                        done, future = pending.popleft()
+                        yield done, future.result()
+                while pending:
+                    done, future = pending.popleft()
+                    yield done, future.result()
+            finally:
+                for _, future in pending:
+                    future.cancel()
+
     def keyframes(self, start: float = 0.0, end: float | None = None) -> Iterator[Frame]:
-        """Only the keyframes with ``start <= time < end`` (the decoder skips every other picture: a keyframe
-        costs a few ordinary frames, a GOP of 24-250 frames costs one). The reader is reset afterwards."""
+        """Only the keyframes with ``start <= time < end``. Decoders in :data:`NONKEY_SKIP_DECODERS` skip every
+        other picture (a keyframe costs a few ordinary frames, a GOP of 24-250 frames costs one); for the others
+        the reader seeks to each keyframe of :meth:`keyframe_times` and decodes it. The reader is reset afterwards."""
+        if self._stream.codec_context.name not in NONKEY_SKIP_DECODERS:
+            yield from self._keyframes_by_seeking(start, end)
+            return
         tol = self._tolerance()
         self._open()
         self._stream.codec_context.skip_frame = "NONKEY"  # before anything is decoded (frame threads run ahead)
@@ -410,10 +476,26 @@ class VideoReader:
                 frame = self._decode_next(index_from_time=True)
                 if frame is None or (end is not None and frame.time >= end - tol):
                     return
-                if frame.time >= start - tol:
+                if frame.time >= start - tol and frame.key:
                     yield frame
         finally:
             self._open()  # a fresh decoder: every picture again, from the start
+
+    def _keyframes_by_seeking(self, start: float, end: float | None) -> Iterator[Frame]:
+        tol = self._tolerance()
+        try:
+            for time in self.keyframe_times():
+                if time < start - tol:
+                    continue
+                if end is not None and time >= end - tol:
+                    return
+                frame = self.read_from(time)
+                if frame is None:
+                    return
+                if frame.key:
+                    yield frame
+        finally:
+            self._open()
 
     def _position(self) -> float:
         """Time of the next frame :meth:`read` would return (approximate)."""

@@ -41,8 +41,10 @@ def build_dataset(
     workers: int = 1,
     engine: str = "local",
     report: bool = True,
+    allow_truncated: bool = False,
 ) -> dict[str, Any]:
-    """Build (or resume) a paired dataset in ``out``; returns the summary (also written to summary.json)."""
+    """Build (or resume) a paired dataset in ``out``; returns the summary (also written to summary.json).
+    A cut-off source fails its pair (reason ``truncated``) unless ``allow_truncated``."""
     recipe = load_recipe(recipe_path, {"paired": PAIRED_SCHEMA}, expected_kind="paired")
     pairs = read_pairs(pairs_path)
     frame_memory_bytes()  # a bad setting stops the build here, not every pair on its own
@@ -51,7 +53,7 @@ def build_dataset(
     with folder.locked():  # one writer at a time, from the first write to the last
         folder.claim(recipe, digest)
         jobs = [
-            Job(pair.pair_id, build_pair, (pair, recipe, digest, str(folder.root)))
+            Job(pair.pair_id, build_pair, (pair, recipe, digest, str(folder.root), allow_truncated))
             for pair in pairs
             if not folder.is_done(pair.pair_id)
         ]
@@ -67,7 +69,9 @@ def build_dataset(
     return summary
 
 
-def build_pair(pair: PairSource, recipe: dict[str, Any], digest: str, out_root: str) -> dict[str, Any]:
+def build_pair(
+    pair: PairSource, recipe: dict[str, Any], digest: str, out_root: str, allow_truncated: bool = False
+) -> dict[str, Any]:
     """Process one pair end to end and publish its shards and records; returns its status."""
     folder = OutputFolder(out_root)
     folder.reset_source(pair.pair_id)
@@ -84,9 +88,11 @@ def build_pair(pair: PairSource, recipe: dict[str, Any], digest: str, out_root: 
     cv2.setNumThreads(1)
     try:
         with threadpool_limits(limits=1, user_api="blas"):
-            status = _build_pair(pair, recipe, digest, folder, split)
+            status = _build_pair(pair, recipe, digest, folder, split, allow_truncated)
     except DatakitError as error:
         status = {"state": "failed", "split": split, "error": str(error)}
+        if getattr(error, "reason", None):
+            status["reason"] = error.reason  # type: ignore[attr-defined]
         folder.publish_failure(pair.pair_id, status)
         return {**status, "source_id": pair.pair_id}
     finally:
@@ -96,11 +102,11 @@ def build_pair(pair: PairSource, recipe: dict[str, Any], digest: str, out_root: 
 
 
 def _build_pair(
-    pair: PairSource, recipe: dict[str, Any], digest: str, folder: OutputFolder, split: str
+    pair: PairSource, recipe: dict[str, Any], digest: str, folder: OutputFolder, split: str, allow_truncated: bool
 ) -> dict[str, Any]:
     from datakit.audit.hdr_range import sdr_in_pq_status
     from datakit.engine import worker_threads
-    from datakit.io.probe import probe, require_hdr10, require_sdr
+    from datakit.io.probe import probe, require_complete, require_hdr10, require_sdr
     from datakit.io.reader import VideoReader
     from datakit.pairs.dense import analyse_dense
     from datakit.pairs.sparse import analyse_sparse
@@ -109,6 +115,7 @@ def _build_pair(
     info_hdr, info_sdr = probe(pair.hdr), probe(pair.sdr)
     require_hdr10(info_hdr)
     warnings = require_sdr(info_sdr) or []
+    warnings += require_complete(info_hdr, allow_truncated) + require_complete(info_sdr, allow_truncated)
     clips_cfg, align_cfg = recipe["clips"], recipe["align"]
     sparse = clips_cfg["strategy"] in SPARSE_STRATEGIES
     rejected: Counter[str] = Counter()
