@@ -245,14 +245,21 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
 def iterate(loader: Iterable[Any]) -> Iterator[Any]:
     """The batches of a DataLoader; a :class:`DatakitError` raised in a worker process (torch re-raises it with
     the worker's traceback in its message) comes back with its own one-line message."""
+    iterator = iter(loader)
     try:
-        yield from loader
+        yield from iterator
     except DatakitError as error:
         lines = [line for line in str(error).splitlines() if line.strip()]
         if len(lines) <= 1:
             raise
         last = lines[-1]
         raise type(error)(last.split(": ", 1)[1] if ": " in last else last) from None
+    finally:
+        # The error's traceback keeps the iterator alive: stop its workers now, or the interpreter's exit
+        # terminates them and torch's SIGCHLD handler reports that as a second error (with a traceback).
+        shutdown = getattr(iterator, "_shutdown_workers", None)
+        if shutdown is not None:
+            shutdown()
 
 
 def worker_init_fn(worker_id: int) -> None:
