@@ -45,6 +45,7 @@ shift per axis fitted to their shifts).
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from collections.abc import Sequence
@@ -69,6 +70,7 @@ __all__ = [
     "TemporalAlignment",
     "align_pair",
     "align_thumbnails",
+    "check_clip_timing",
     "detect_active_area",
     "frame_features",
     "hdr_windows_for",
@@ -81,10 +83,12 @@ __all__ = [
 MIN_CONFIDENCE = 0.5
 """Below this overall confidence :func:`align_pair` raises :class:`AlignmentError` (by default)."""
 
-GRID_WIDTH = 32  # feature grid width (height from the HDR picture aspect ratio)
+GRID_WIDTH = 64  # feature grid width (height from the HDR picture aspect ratio)
 HIGHPASS_SIGMA = 1.5  # Gaussian removed from the rank image, in grid pixels
 GLOBAL_DIMS = 64  # the global offset search correlates random projections of the structure vectors
-SWITCH_PENALTY = 0.3  # Viterbi cost of an offset change (similarities are in [-1, 1])
+SWITCH_COST = 12.0  # Viterbi cost of an offset change, in evidence units (see frame_evidence)
+EVIDENCE_FLOOR = 0.006  # similarity differences below this are coding noise (one evidence unit at least this)
+EVIDENCE_CLIP = 20.0  # one frame's evidence against an HDR frame counts at most this many units
 MIN_CONTRAST = 0.004  # a frame whose thumbnail Y' standard deviation is below this carries no structure
 MAX_BAR_LEVEL = 0.06  # Y' (normalized) above which a line is picture, never a black bar
 CLOSE_PEAK = 0.1  # ratios whose correlation peak is within this of the best are all tracked
@@ -229,6 +233,9 @@ class Segment:
     first: int
     last: int
     offset_seconds: float
+    confidence: float = 1.0  # how clearly the pictures (or a cut) pin this offset, in its weakest stretch
+    margin: float | None = None  # the weakest z-score of the chosen HDR frames against neighbouring ones
+    evidence: str = "texture"  # what pins the offset: "texture" (picture structure) or "cut" (a hard cut)
 
 
 @dataclass(frozen=True)
@@ -253,6 +260,12 @@ class TemporalAlignment:
     similarity: float = 0.0
     peak_z: float | None = None
     reasons: tuple[str, ...] = ()
+    uncertain: tuple[tuple[int, int], ...] = ()
+
+    def is_uncertain(self, sdr_index: int) -> bool:
+        """Whether SDR frame ``sdr_index`` lies in a stretch where neighbouring HDR frames could not be told apart
+        (its mapping is the best guess; a build checks such clips on their own, or rejects them)."""
+        return any(first <= sdr_index <= last for first, last in self.uncertain)
 
     @property
     def offset_frames(self) -> int | None:
@@ -520,6 +533,18 @@ class Alignment:
             "spatial_refined": s.refined,
             "spatial_residual": None if s.residual is None else round(s.residual, 3),
             "segments": [[g.first, g.last, round(g.offset_seconds, 6)] for g in t.segments],
+            "segment_evidence": [
+                {
+                    "confidence": round(g.confidence, 4),
+                    "margin": None if g.margin is None else round(g.margin, 2),
+                    "evidence": g.evidence,
+                    "uncertain": [
+                        [max(a, g.first), min(b, g.last)] for a, b in t.uncertain if a <= g.last and b >= g.first
+                    ],
+                }
+                for g in t.segments
+            ],
+            "uncertain": [list(r) for r in t.uncertain],
             "unmatched": [list(r) for r in t.unmatched],
             "hdr_frame_count": t.hdr_frame_count,
             "sdr_frame_count": t.sdr_frame_count,
@@ -535,8 +560,9 @@ class Alignment:
             fps_hdr=Fraction(*data["fps_hdr_fraction"]),
             fps_sdr=Fraction(*data["fps_sdr_fraction"]),
             confidence=float(data["temporal_confidence"]),
-            segments=tuple(Segment(int(a), int(b), float(c)) for a, b, c in data["segments"]),
+            segments=_segments_from(data),
             unmatched=tuple((int(a), int(b)) for a, b in data["unmatched"]),
+            uncertain=tuple((int(a), int(b)) for a, b in data.get("uncertain", ())),
             hdr_frame_count=data.get("hdr_frame_count"),
             sdr_frame_count=data.get("sdr_frame_count"),
             similarity=float(data.get("similarity", 0.0)),
@@ -557,6 +583,18 @@ class Alignment:
             residual=data.get("spatial_residual"),
         )
         return cls(temporal, spatial, float(data["confidence"]), tuple(data.get("reasons", ())))
+
+
+def _segments_from(data: dict[str, Any]) -> tuple[Segment, ...]:
+    """Segments of a :meth:`Alignment.to_dict` summary (``segment_evidence`` optional: older summaries)."""
+    details = data.get("segment_evidence") or [{}] * len(data["segments"])
+    return tuple(
+        Segment(
+            int(a), int(b), float(c), float(d.get("confidence", 1.0)), d.get("margin"),
+            str(d.get("evidence", "texture")),
+        )
+        for (a, b, c), d in zip(data["segments"], details, strict=True)
+    )
 
 
 # ============================================================================================ features
@@ -838,13 +876,85 @@ def _ranges(mask_indices: np.ndarray) -> list[tuple[int, int]]:
     return [(int(mask_indices[s]), int(mask_indices[e])) for s, e in zip(starts, ends, strict=True)]
 
 
+def _sims_at(
+    sdr_feats: np.ndarray, hdr_feats: np.ndarray, lut: np.ndarray, hdr_count: int, frames: np.ndarray
+) -> np.ndarray:
+    """Similarity of every SDR frame (rows of ``sdr_feats``) with the HDR frames ``frames`` (M, C) (frame
+    numbers; ``lut`` maps them to rows of ``hdr_feats``); NaN where an HDR frame was not summarized."""
+    inside = (frames >= 0) & (frames < lut.size - 1) & (frames < hdr_count)
+    rows = np.where(inside, lut[np.clip(frames, 0, lut.size - 1)], -1)
+    out = np.full(frames.shape, np.nan, np.float32)
+    for s in range(0, frames.shape[0], 2048):
+        r = rows[s : s + 2048]
+        sim = np.einsum("nd,nkd->nk", sdr_feats[s : s + 2048], hdr_feats[np.maximum(r, 0)])
+        out[s : s + 2048] = np.where(r >= 0, sim, np.nan)
+    return out
+
+
+def frame_evidence(score: np.ndarray) -> np.ndarray:
+    """Per SDR frame, how much each of K consecutive candidate HDR frames is worse than its best one, in units
+    of temporal evidence: (M, K) float32 in ``[-EVIDENCE_CLIP, 0]``. ``score`` (M, K): similarities (-1:
+    missing).
+
+    Slow content changes little from frame to frame: its similarities differ by thousandths between
+    neighbouring HDR frames, which an absolute offset-change cost would ignore (a stretch between two drops
+    then takes the wrong offset at full confidence). One unit is how much the frame's similarity drops one
+    HDR frame away from its best match (a parabola's drop two frames away, divided by 4), measured on the
+    flatter side so that a cut on one side does not make the other side look sharp, and at least
+    :data:`EVIDENCE_FLOOR`; frames whose similarity barely changes within three HDR frames of their best
+    (no motion, no texture, no cut) do not vote, so that the grades' small differences cannot walk the path
+    away on them.
+    """
+    m_count, k_count = score.shape
+    idx = np.arange(m_count)
+    best = np.argmax(score, axis=1)
+    left = np.where(best >= 2, score[idx, np.maximum(best - 2, 0)], np.nan)
+    right = np.where(best + 2 < k_count, score[idx, np.minimum(best + 2, k_count - 1)], np.nan)
+    peak = score[idx, best]
+    drops = np.stack([peak - left, peak - right], axis=1) / 4.0
+    flat_side = np.nan_to_num(np.nanmin(np.where(np.isfinite(drops), drops, np.inf), axis=1), posinf=0.0)
+    units = np.maximum(flat_side, EVIDENCE_FLOOR)
+    near = np.abs(np.arange(k_count)[None, :] - best[:, None]) <= 3
+    reach = np.max(np.where(near & (score > -1.0), peak[:, None] - score, 0.0), axis=1) / 9.0  # parabola: 9 units
+    weight = np.clip((reach - 0.5 * EVIDENCE_FLOOR) / (0.5 * EVIDENCE_FLOOR), 0.0, 1.0)
+    evidence = np.clip((score - peak[:, None]) / units[:, None], -EVIDENCE_CLIP, 0.0) * weight[:, None]
+    return evidence.astype(np.float32)
+
+
 @dataclass
 class _Track:
     hdr_index: np.ndarray  # (M,) int64, -1 = unmatched
     offsets: np.ndarray  # (M,) float64 offset (HDR frames) of each SDR frame's segment, relative to the line
     similarity: np.ndarray  # (M,) similarity with the chosen HDR frame
     segment_id: np.ndarray  # (M,) int
-    objective: float  # Viterbi path score: summed similarity minus the offset-change penalties
+    objective: float  # Viterbi path score, in evidence units, minus the offset-change costs
+    gains: np.ndarray  # (M, 6) similarity with the chosen HDR frame minus with the one NEIGHBOURS away
+    ambiguous: np.ndarray  # (M,) bool: the segment's sub-frame offset is not pinned (other mappings score alike)
+
+
+NEIGHBOURS = np.array([-3, -2, -1, 1, 2, 3])  # HDR frames the chosen one is checked against
+
+
+def _plateau_offset(
+    sims: np.ndarray, base: np.ndarray, start: np.ndarray, centre: float, bounds: tuple[float, float] | None = None
+) -> tuple[float, bool]:
+    """The offset (HDR frames, multiples of 1/20 within one frame of ``centre``) whose rounded mapping
+    ``floor(base + offset + 0.5)`` has the highest summed similarity; the middle of the best plateau (every
+    offset there maps the same frames). ``sims`` (n, 5): similarities with HDR frames ``start - 2 .. start + 2``."""
+    grid = centre + np.arange(-20, 21) * 0.05
+    frames = np.floor(base[:, None] + grid[None, :] + 0.5).astype(np.int64)
+    col = np.clip(frames - start[:, None] + 2, 0, 4)
+    total = np.nansum(np.take_along_axis(sims, col, axis=1), axis=0)
+    best = int(np.argmax(total))
+    top = total >= total[best] - 1e-6
+    lo = hi = best
+    while lo > 0 and top[lo - 1]:
+        lo -= 1
+    while hi < grid.size - 1 and top[hi + 1]:
+        hi += 1
+    close = total >= total[best] - EVIDENCE_FLOOR * math.sqrt(max(1, base.size))
+    ambiguous = bool(np.any(np.any(frames[:, close] != frames[:, [best]], axis=0)))
+    return float(0.5 * (grid[lo] + grid[hi])), ambiguous
 
 
 def _track(
@@ -856,63 +966,222 @@ def _track(
     base: np.ndarray,
     hdr_count: int,
     radius: int,
+    pin: tuple[int, float, float] | None = None,
 ) -> _Track:
-    """Per-SDR-frame HDR frames around the line ``base`` (fractional HDR positions): Viterbi + sub-frame pooling."""
+    """Per-SDR-frame HDR frames around the line ``base`` (fractional HDR positions): Viterbi in evidence units
+    (:func:`frame_evidence`), then each segment's offset: the path's whole offset when every SDR frame is one
+    HDR frame, else the sub-frame offset whose mapping matches best (:func:`_plateau_offset`). ``pin``:
+    ``(position, low, high)``: the segment holding that SDR position takes an offset (relative to ``base``) in
+    ``[low, high)`` (a cut seen in both streams)."""
     m_count = sdr_index.size
     ks = np.arange(-radius, radius + 1)
     lut = np.full(int(hdr_index.max()) + 2, -1, np.int64)
     lut[hdr_index] = np.arange(hdr_index.size)
     cand = np.floor(base[:, None] + ks[None, :] + 0.5).astype(np.int64)
-    inside = (cand >= 0) & (cand < lut.size - 1) & (cand < hdr_count)
-    rows = np.where(inside, lut[np.clip(cand, 0, lut.size - 1)], -1)
-    score = np.full((m_count, ks.size), -1.0, np.float32)
-    for s in range(0, m_count, 2048):
-        r = rows[s : s + 2048]
-        f = hdr_feats[np.maximum(r, 0)]  # (n, K, D)
-        sim = np.einsum("nd,nkd->nk", sdr_feats[s : s + 2048], f)
-        score[s : s + 2048] = np.where(r >= 0, sim, -1.0)
+    score = np.nan_to_num(_sims_at(sdr_feats, hdr_feats, lut, hdr_count, cand), nan=-1.0)
+    evidence = frame_evidence(score)
     reset = np.concatenate([[True], np.diff(sdr_index) != 1])
-    path = _viterbi(score, reset, SWITCH_PENALTY)
+    path = _viterbi(evidence, reset, SWITCH_COST)
 
     path = _absorb_excursions(path, reset, 3)
     changes = int(np.sum((np.diff(path) != 0) & ~reset[1:]))
-    objective = float(np.sum(score[np.arange(m_count), path])) - SWITCH_PENALTY * changes
+    objective = float(np.sum(evidence[np.arange(m_count), path])) - SWITCH_COST * changes
 
-    # segments: runs of constant path state (the Viterbi penalty keeps noise from splitting them)
+    # segments: runs of constant path state (the offset-change cost keeps noise from splitting them)
     segment_id = np.concatenate([[0], np.cumsum(reset[1:] | (np.diff(path) != 0))])
-    idx = np.arange(m_count)
-    on_path = cand[idx, path]
     frame_for_frame = bool(np.all(np.abs(base - np.round(base)) < 1e-4))
-    if frame_for_frame:
-        position = np.full(m_count, np.nan)
-    else:
-        neighbours = np.stack([on_path - 1, on_path, on_path + 1], axis=1)
-        inside_n = (neighbours >= 0) & (neighbours < lut.size - 1) & (neighbours < hdr_count)
-        rows_n = np.where(inside_n, lut[np.clip(neighbours, 0, lut.size - 1)], -1)
-        position = _interpolated_positions(sdr_feats, hdr_feats, rows_n, on_path)
-    residual = np.where(sdr_valid, position - base, np.nan)
     offsets = np.empty(m_count)
+    ambiguous = np.zeros(m_count, bool)
     for seg in range(int(segment_id[-1]) + 1):
         members = np.flatnonzero(segment_id == seg)
-        state = int(path[members[0]])
-        values = residual[members]
-        values = values[np.isfinite(values)]
-        if values.size:  # different rates: median of the interpolated sub-frame positions
-            offsets[members] = float(np.median(values))
-        else:  # frame for frame (or nothing usable): the whole offset of the path state
-            offsets[members] = float(np.median(cand[members, state] - base[members]))
+        whole = float(np.median(cand[members, path[members[0]]] - base[members]))
+        usable = members[sdr_valid[members]]
+        if frame_for_frame or usable.size == 0:
+            offsets[members] = whole
+            continue
+        bounds = None
+        if pin is not None and members[0] <= pin[0] <= members[-1]:
+            bounds = (pin[1], pin[2])
+            whole = float(np.clip(whole, pin[1], pin[2]))
+        start = np.floor(base[usable] + whole + 0.5).astype(np.int64)
+        sims = _sims_at(sdr_feats[usable], hdr_feats, lut, hdr_count, start[:, None] + np.arange(-2, 3)[None, :])
+        offsets[members], ambiguous[members] = _plateau_offset(sims, base[usable], start, whole, bounds)
     chosen = np.floor(base + offsets + 0.5).astype(np.int64)
     ok = (chosen >= 0) & (chosen < hdr_count)
-    rows_c = np.where(ok & (chosen < lut.size - 1), lut[np.clip(chosen, 0, lut.size - 1)], -1)
-    sim = np.where(rows_c >= 0, np.einsum("nd,nd->n", sdr_feats, hdr_feats[np.maximum(rows_c, 0)]), np.nan)
+    around = _sims_at(sdr_feats, hdr_feats, lut, hdr_count, chosen[:, None] + np.concatenate([[0], NEIGHBOURS]))
+    sim = around[:, 0].astype(np.float64)
+    gains = around[:, :1] - around[:, 1:]
     hdr_chosen = np.where(ok, chosen, -1)
-    return _Track(hdr_chosen, offsets, sim, segment_id, objective)
+    return _Track(hdr_chosen, offsets, sim, segment_id, objective, gains, ambiguous)
+
+
+def stretch_margin(gains: np.ndarray) -> float | None:
+    """How clearly a stretch of SDR frames shows the HDR frames chosen for it rather than neighbouring ones: the
+    smallest, over the neighbours, of the summed similarity gain in units of its noise (a z-score: the mean
+    gain times sqrt(n) over the robust spread of the gains, at least :data:`EVIDENCE_FLOOR`). ``gains`` (n, 6):
+    per frame, similarity with the chosen HDR frame minus with each neighbour (NaN: missing). A cut makes one
+    frame's gain large and the spread small: it counts fully. None when nothing can be compared."""
+    zs = []
+    for d in range(gains.shape[1]):
+        g = gains[:, d]
+        g = g[np.isfinite(g)].astype(np.float64)
+        if g.size < 2:
+            continue
+        sigma = max(EVIDENCE_FLOOR, 1.4826 * float(np.median(np.abs(g - np.median(g)))))
+        zs.append(float(np.mean(g)) * math.sqrt(g.size) / sigma)
+    return min(zs) if zs else None
+
+
+def margin_confidence(z: float | None) -> float:
+    """Map a stretch's temporal margin (:func:`stretch_margin`, a z-score against neighbouring offsets) to
+    [0, 1]: below 2 neighbouring offsets are not told apart, above 4 they are (None: nothing to compare, 0)."""
+    return 0.0 if z is None else _smoothstep(z, 2.0, 4.0)
+
+
+BOUNDARY_REACH = 4  # SDR frames on either side of an offset change whose mapping the change's position decides
+
+
+def boundary_doubt(
+    runs: Sequence[tuple[np.ndarray, float]],
+    line: np.ndarray,
+    sims_for: Any,
+    indices: np.ndarray,
+) -> np.ndarray:
+    """SDR positions whose mapping depends on where exactly an offset change lies, when the pictures do not
+    say it: (M,) bool.
+
+    ``runs``: consecutive ``(positions, offset)`` of constant offset (HDR frames relative to ``line``, the
+    zero-offset HDR positions of the SDR frames); ``sims_for(positions, hdr_frames)``: similarities (NaN:
+    missing). For each change between adjacent runs, every switch position within :data:`BOUNDARY_REACH`
+    frames is scored (the frames before it mapped with the first offset, those after with the second); the
+    frames between the earliest and the latest switch that score within ``2 * EVIDENCE_FLOOR`` of the best
+    (and the one chosen) are in doubt.
+    """
+    doubt = np.zeros(line.size, bool)
+    for (first, off_a), (second, off_b) in itertools.pairwise(runs):
+        end, start = int(first[-1]), int(second[0])
+        if start != end + 1 or indices[start] != indices[end] + 1:
+            continue
+        lo, hi = max(int(first[0]), end - BOUNDARY_REACH + 1), min(int(second[-1]), start + BOUNDARY_REACH - 1)
+        span = np.arange(lo, hi + 1)
+        sa = np.nan_to_num(sims_for(span, np.floor(line[span] + off_a + 0.5).astype(np.int64)), nan=-1.0)
+        sb = np.nan_to_num(sims_for(span, np.floor(line[span] + off_b + 0.5).astype(np.int64)), nan=-1.0)
+        ca, cb = np.concatenate([[0.0], np.cumsum(sa)]), np.concatenate([[0.0], np.cumsum(sb)])
+        total = ca + (cb[-1] - cb)  # switch before span[q]
+        chosen = int(np.searchsorted(span, start))
+        plausible = [*np.flatnonzero(total >= total.max() - 2 * EVIDENCE_FLOOR).tolist(), chosen]
+        doubt[span[min(plausible) : max(plausible)]] = True
+    return doubt
+
+
+def certainty_stretches(
+    gains: np.ndarray, members: np.ndarray, window: int, doubt: np.ndarray
+) -> list[tuple[np.ndarray, float, float | None]]:
+    """Split a run of constant offset (``members``: positions) into stretches rated alike: the positions in
+    ``doubt`` (confidence 0) and windows of about ``window`` frames between them, each rated by
+    :func:`stretch_margin` and :func:`margin_confidence`. Returns ``(positions, confidence, margin)`` in order."""
+    out = []
+    flags = doubt[members]
+    cuts = np.flatnonzero(np.diff(flags.astype(np.int8)) != 0) + 1
+    for group in np.split(np.arange(members.size), cuts):
+        part = members[group]
+        if flags[group[0]]:
+            out.append((part, 0.0, stretch_margin(gains[part])))
+            continue
+        for piece in np.array_split(part, max(1, round(part.size / window))):
+            margin = stretch_margin(gains[piece])
+            out.append((piece, margin_confidence(margin), margin))
+    return out
 
 
 def _one_to_one(ratio: float, fps_hdr: Fraction, fps_sdr: Fraction) -> bool:
     """Whether each SDR frame shows one HDR frame (HDR frame steps per SDR frame = 1): same rates at the same
     speed, or a sped-up version (25 fps showing every frame of a 24 fps master)."""
     return abs(ratio * float(fps_hdr) / float(fps_sdr) - 1.0) < 1e-6
+
+
+CUT_MIN_CHANGE = 0.02  # 1 - rank correlation of consecutive thumbnails above which a frame may start a shot
+CUT_CONTRAST = 20.0  # ... and this many times the median change of the frames around it
+
+
+def shot_changes(thumbs: Thumbnails) -> np.ndarray:
+    """Positions (into the summarized frames) of the frames that start a new shot (hard cuts).
+
+    A frame starts a shot when its luma thumbnail's ranks correlate with the previous frame's much less than
+    neighbouring frames do with theirs: ``1 - corr`` at least :data:`CUT_MIN_CHANGE` and
+    :data:`CUT_CONTRAST` times the median over the 8 frames on either side. Ranks do not change under
+    increasing tone curves, so the same cut is found in the HDR (PQ Y') and the SDR (BT.709 Y') version even
+    when both shots have little texture. Only consecutive frame numbers are compared.
+    """
+    n = thumbs.count
+    if n < 3:
+        return np.zeros(0, np.int64)
+    flat = thumbs.luma.reshape(n, -1).astype(np.float32, copy=False)
+    ranks = _rank_rows(flat)
+    ranks -= ranks.mean(axis=1, keepdims=True)
+    ranks /= np.maximum(np.linalg.norm(ranks, axis=1, keepdims=True), 1e-9)
+    change = np.full(n, np.nan)
+    change[1:] = 1.0 - np.einsum("nd,nd->n", ranks[1:], ranks[:-1])
+    change[1:][np.diff(thumbs.indices) != 1] = np.nan
+    out = []
+    for p in np.flatnonzero(np.nan_to_num(change, nan=0.0) >= CUT_MIN_CHANGE):
+        around = np.concatenate([change[max(1, p - 8) : p], change[p + 1 : p + 9]])
+        around = around[np.isfinite(around)]
+        if around.size >= 4 and change[p] >= CUT_CONTRAST * max(float(np.median(around)), 1e-5):
+            out.append(p)
+    return np.asarray(out, np.int64)
+
+
+@dataclass(frozen=True)
+class CutMatch:
+    """The offset range (HDR frames, relative to the line ``ratio * t * fps_hdr``) on which the most SDR cuts
+    land on HDR cuts: ``low <= offset < high``; ``support``: how many cut pairs agree."""
+
+    low: float
+    high: float
+    support: int
+    position: int = 0  # the first SDR position (into the cut arrays' frames) of a supporting cut
+
+    @property
+    def centre(self) -> float:
+        return 0.5 * (self.low + self.high)
+
+
+def match_cuts(
+    hdr_cuts: np.ndarray,
+    sdr_cut_lines: np.ndarray,
+    sdr_prev_lines: np.ndarray,
+    max_offset_frames: float,
+    sdr_cut_positions: np.ndarray | None = None,
+) -> CutMatch | None:
+    """The offsets that put SDR cuts onto HDR cuts (every pair within ``max_offset_frames``).
+
+    ``hdr_cuts``: HDR frame numbers that start a shot; ``sdr_cut_lines`` / ``sdr_prev_lines``: line positions
+    (HDR frames at zero offset) of each SDR frame that starts a shot and of the frame before it. SDR frame
+    ``i`` shows HDR frame ``floor(line_i + offset + 0.5)``: the pair (SDR cut, HDR cut ``h``) holds for
+    ``h - 0.5 - line_cut <= offset < h - 0.5 - line_prev`` (the cut frame shows the new shot, the one before
+    it the old one). Returns the range covered by the most pairs, or None without any pair.
+    """
+    if hdr_cuts.size == 0 or sdr_cut_lines.size == 0:
+        return None
+    low = (hdr_cuts[None, :] - 0.5 - sdr_cut_lines[:, None]).ravel()
+    high = (hdr_cuts[None, :] - 0.5 - sdr_prev_lines[:, None]).ravel()
+    which = np.repeat(np.arange(sdr_cut_lines.size), hdr_cuts.size)
+    keep = (np.abs(0.5 * (low + high)) <= max_offset_frames + 0.5) & (high > low)
+    low, high, which = low[keep], high[keep], which[keep]
+    if low.size == 0:
+        return None
+    edges = np.unique(np.concatenate([low, high]))
+    best: CutMatch | None = None
+    for a, b in itertools.pairwise(edges):
+        mid = 0.5 * (a + b)
+        covering = (low <= mid) & (mid < high)
+        support = int(np.sum(covering))
+        if support and (best is None or support > best.support):
+            k = int(which[np.flatnonzero(covering)[0]])
+            position = int(sdr_cut_positions[k]) if sdr_cut_positions is not None else k
+            best = CutMatch(float(a), float(b), support, position)
+    return best
 
 
 def _ratio_candidates(fps_hdr: Fraction, fps_sdr: Fraction) -> list[float]:
@@ -1031,19 +1300,34 @@ def align_thumbnails(
     radius = max(4, math.ceil(0.5 * float(fps_h)))
     # track around the line of every ratio whose correlation is close to the best one; keep the best path
     # (a few dropped frames make the offset creep like a slightly wrong ratio: the path score decides)
-    best_track: tuple[_Peak, _Track, np.ndarray] | None = None
+    hdr_cuts = thumbs_hdr.indices[shot_changes(thumbs_hdr)]
+    sdr_cuts = shot_changes(thumbs_sdr)
+    best_track: tuple[_Peak, _Track, np.ndarray, CutMatch | None, str] | None = None
     for peak in sorted(peaks, key=lambda p: p.rank):  # simplest ratio first; others must save an offset change
         if peak.score < peaks[0].score - CLOSE_PEAK:
             continue
         line = peak.ratio * sdr_times * float(fps_h)  # HDR frame positions at zero offset
-        base = line + peak.offset_frames
+        offset, evidence = peak.offset_frames, "texture"
+        cut = None
+        if sdr_cuts.size and sdr_cuts[0] > 0:
+            cut = match_cuts(
+                hdr_cuts, line[sdr_cuts], line[sdr_cuts - 1], max_offset_seconds * float(fps_h), sdr_cuts
+            )
+        if cut is not None and peak_confidence(peak.z) < 0.9:  # texture alone does not pin the offset
+            offset, evidence = cut.centre, "cut"
+        base = line + offset
         if _one_to_one(peak.ratio, fps_h, fps_s):  # every SDR frame is one HDR frame: whole-frame offsets
-            base = np.round(line) + round(peak.offset_frames)
-        track = _track(thumbs_hdr.indices, feat_h, thumbs_sdr.indices, feat_s, valid_s, base, count_h, radius)
-        if best_track is None or track.objective > best_track[1].objective + SWITCH_PENALTY:
-            best_track = (peak, track, base + track.offsets - line)
+            base = np.round(line) + round(offset)
+        pin = None
+        if evidence == "cut" and cut is not None:
+            pin = (int(cut.position), cut.low - offset, cut.high - offset)
+        track = _track(
+            thumbs_hdr.indices, feat_h, thumbs_sdr.indices, feat_s, valid_s, base, count_h, radius, pin=pin
+        )
+        if best_track is None or track.objective > best_track[1].objective + SWITCH_COST:
+            best_track = (peak, track, base + track.offsets - line, cut, evidence)
     assert best_track is not None
-    peak, track, offsets = best_track  # offsets: HDR frames, relative to ratio * t * fps_hdr
+    peak, track, offsets, cut, evidence = best_track  # offsets: HDR frames, relative to ratio * t * fps_hdr
 
     # verification: a structured SDR frame must resemble its HDR frame
     matched_sim = track.similarity[valid_s & (track.hdr_index >= 0) & np.isfinite(track.similarity)]
@@ -1054,31 +1338,64 @@ def align_thumbnails(
     checkable = valid_s & (track.hdr_index >= 0)
     coverage = float(np.mean(~bad[checkable])) if checkable.any() else 0.0
 
-    # segments (SDR index ranges of constant offset), longest first for the headline offset
-    segments: list[Segment] = []
-    seg_sizes: list[int] = []
+    # runs of constant offset (positions into the SDR summaries), then stretches of equal certainty
+    one_to_one = _one_to_one(peak.ratio, fps_h, fps_s)
+    runs: list[tuple[np.ndarray, float]] = []
     for seg in range(int(track.segment_id[-1]) + 1):
         members = np.flatnonzero((track.segment_id == seg) & ~bad)
         if members.size == 0:
             continue
-        off_s = float(np.median(offsets[members])) / float(fps_h)
-        first, last = int(thumbs_sdr.indices[members[0]]), int(thumbs_sdr.indices[members[-1]])
-        if segments and abs(segments[-1].offset_seconds - off_s) < 0.25 / float(fps_h):
-            segments[-1] = Segment(segments[-1].first, last, segments[-1].offset_seconds)
-            seg_sizes[-1] += members.size
+        off = float(np.median(offsets[members]))
+        off = float(round(off)) if one_to_one else off
+        if runs and abs(runs[-1][1] - off) < 0.25:
+            runs[-1] = (np.concatenate([runs[-1][0], members]), runs[-1][1])
         else:
-            segments.append(Segment(first, last, off_s))
-            seg_sizes.append(members.size)
+            runs.append((members, off))
+    cut_frames = set()  # SDR positions of cuts that land on HDR cuts with the chosen mapping
+    hdr_cut_set = set(hdr_cuts.tolist())
+    for p in sdr_cuts:
+        if p > 0 and track.hdr_index[p] in hdr_cut_set and track.hdr_index[p - 1] == track.hdr_index[p] - 1:
+            cut_frames.add(int(p))
+    window = max(8, round(0.5 * float(fps_s)))
+    lut = np.full(int(thumbs_hdr.indices.max()) + 2, -1, np.int64)
+    lut[thumbs_hdr.indices] = np.arange(thumbs_hdr.count)
+
+    def sims_for(positions: np.ndarray, frames: np.ndarray) -> np.ndarray:
+        return _sims_at(feat_s[positions], feat_h, lut, count_h, frames[:, None])[:, 0]
+
+    line = peak.ratio * sdr_times * float(fps_h)
+    doubt = boundary_doubt(runs, line, sims_for, thumbs_sdr.indices) | track.ambiguous
+    segments: list[Segment] = []
+    seg_sizes: list[int] = []
+    doubtful: list[int] = []  # SDR positions in stretches marked uncertain
+    for members, off in runs:
+        has_cut = any(int(p) in cut_frames for p in members)
+        rated = certainty_stretches(track.gains, members, window, doubt)
+        how = "cut" if has_cut and (evidence == "cut" or min(c for _, c, _ in rated) < 0.9) else "texture"
+        confs = []
+        for stretch, conf, _ in rated:
+            if how == "cut" and not doubt[stretch].any():
+                conf = 1.0  # a cut seen in both versions pins the offset of its whole run
+            confs.append(conf)
+            if conf < 0.5:
+                doubtful.extend(int(p) for p in stretch)
+        margins = [m for _, _, m in rated if m is not None]
+        first, last = int(thumbs_sdr.indices[members[0]]), int(thumbs_sdr.indices[members[-1]])
+        segments.append(
+            Segment(first, last, off / float(fps_h), round(min(confs), 4), min(margins) if margins else None, how)
+        )
+        seg_sizes.append(members.size)
     headline = segments[int(np.argmax(seg_sizes))].offset_seconds if segments else peak.offset_frames / float(fps_h)
-    if _one_to_one(peak.ratio, fps_h, fps_s):  # snap to whole frames when both play frame for frame
-        headline = round(headline * float(fps_h)) / float(fps_h)
-        segments = [Segment(g.first, g.last, round(g.offset_seconds * float(fps_h)) / float(fps_h)) for g in segments]
     unmatched = _ranges(thumbs_sdr.indices[bad])
+    uncertain = _ranges(thumbs_sdr.indices[np.sort(np.asarray(doubtful, np.int64))])
+    certain_share = 1.0 - len(doubtful) / max(1, sum(seg_sizes))
 
     c_sim = _similarity_confidence(similarity)
-    c_z = peak_confidence(peak.z)
+    c_z = 1.0 if evidence == "cut" else peak_confidence(peak.z)
     c_cov = _smoothstep(coverage, 0.3, 0.7)
-    confidence = min(c_sim, c_z, c_cov)
+    # stretches marked uncertain lower the pair's confidence only so far: their clips are checked one by one
+    c_sure = 0.6 + 0.4 * _smoothstep(certain_share, 0.3, 0.9)
+    confidence = min(c_sim, c_z, c_cov, c_sure)
     if c_sim < 0.9:
         reasons.append(
             f"matched frames look alike only weakly (structure similarity {similarity:.2f}): different titles, "
@@ -1088,8 +1405,16 @@ def align_thumbnails(
         reasons.append(f"no distinct best offset (correlation peak {peak.score:.2f}, z = {peak.z:.1f})")
     if c_cov < 0.9:
         reasons.append(f"only {100 * coverage:.0f}% of the SDR frames were found in the HDR")
-    if len(segments) > 1:
-        reasons.append(f"the offset changes {len(segments) - 1} time(s) (dropped or missing frames)")
+    if evidence == "cut":
+        reasons.append(f"offset from {cut.support if cut else 0} hard cut(s) seen in both versions (little texture)")
+    if certain_share < 1.0:
+        reasons.append(
+            f"{100 * (1 - certain_share):.0f}% of the matched SDR frames lie in stretches where neighbouring "
+            "HDR frames look alike (slow or no motion): marked uncertain"
+        )
+    changes = sum(1 for a, b in itertools.pairwise(segments) if a.offset_seconds != b.offset_seconds)
+    if changes:
+        reasons.append(f"the offset changes {changes} time(s) (dropped or missing frames)")
 
     temporal = TemporalAlignment(
         offset_seconds=float(headline),
@@ -1104,11 +1429,73 @@ def align_thumbnails(
         similarity=similarity,
         peak_z=peak.z,
         reasons=tuple(reasons),
+        uncertain=tuple(uncertain),
     )
     overall = confidence if spatial.confidence >= 0.5 else min(confidence, spatial.confidence)
     alignment = Alignment(temporal, spatial, overall, tuple(reasons) + spatial.reasons)
     matches = FrameMatches(thumbs_sdr.indices, hdr_index, track.similarity, texture_s)
     return alignment, matches
+
+
+# ============================================================================================ clip check
+
+
+@dataclass(frozen=True)
+class ClipTiming:
+    """The temporal check of one clip: ``shift`` HDR frames to add to the predicted ones (0: as predicted),
+    ``margin`` (z-score of that shift against the next best one, :func:`stretch_margin`; None: nothing to
+    compare) and ``clear`` (the margin tells the shift from its neighbours: :func:`margin_confidence` >= 0.5)."""
+
+    shift: int
+    margin: float | None
+    clear: bool
+
+
+CLIP_REACH = 3  # HDR frames on either side of the predicted ones a clip is checked against
+
+
+def check_clip_timing(
+    thumbs_hdr: Thumbnails,
+    thumbs_sdr: Thumbnails,
+    spatial: SpatialAlignment,
+    sdr_frames: Sequence[int],
+    hdr_frames: Sequence[int],
+    reach: int = CLIP_REACH,
+) -> ClipTiming | None:
+    """Compare a clip's SDR frames with the HDR frames predicted for them and those ``-reach..reach`` frames
+    away, on the luma thumbnails the analysis kept (nothing is decoded): structure vectors
+    (:func:`frame_features`) of both active pictures on the finest common grid the thumbnails allow. None when
+    a frame has no thumbnail (sparse analyses summarize windows only)."""
+    def positions(thumbs: Thumbnails, frames: Sequence[int]) -> np.ndarray | None:
+        frames = np.asarray(frames, np.int64)
+        pos = np.searchsorted(thumbs.indices, frames)
+        if np.any(pos >= thumbs.count) or np.any(thumbs.indices[np.minimum(pos, thumbs.count - 1)] != frames):
+            return None
+        return pos
+
+    shifts = np.arange(-reach, reach + 1)
+    wanted = np.asarray(hdr_frames, np.int64)[:, None] + shifts[None, :]
+    pos_s = positions(thumbs_sdr, sdr_frames)
+    inside = (wanted >= thumbs_hdr.indices[0]) & (wanted <= thumbs_hdr.indices[-1])
+    pos_h = positions(thumbs_hdr, np.unique(wanted[inside]))
+    if pos_s is None or pos_h is None:
+        return None
+    hdr_area, sdr_area = spatial.hdr_picture, spatial.sdr_picture
+    gw, gh = _grid_size(hdr_area, [(thumbs_hdr, hdr_area), (thumbs_sdr, sdr_area)])
+    feat_s, valid_s = frame_features(_thumb_grid(thumbs_sdr.select(pos_s), sdr_area, gw, gh))
+    feat_h, valid_h = frame_features(_thumb_grid(thumbs_hdr.select(pos_h), hdr_area, gw, gh))
+    row = {int(f): k for k, f in enumerate(np.unique(wanted[inside]))}
+    sims = np.full(wanted.shape, np.nan, np.float32)
+    for (k, d), frame in np.ndenumerate(wanted):
+        r = row.get(int(frame))
+        if r is not None and valid_s[k] and valid_h[r]:
+            sims[k, d] = float(feat_s[k] @ feat_h[r])
+    if not np.isfinite(sims).any():
+        return None
+    best = int(np.nanargmax(np.nanmean(sims, axis=0)))
+    gains = np.delete(sims[:, [best]] - sims, best, axis=1)
+    margin = stretch_margin(gains)
+    return ClipTiming(int(shifts[best]), margin, margin_confidence(margin) >= 0.5)
 
 
 # ============================================================================================ spatial refinement
