@@ -143,7 +143,7 @@ def test_sparse_windows_and_precomputed_thumbnails(demo_pair):
 
 
 def test_ranks_average_ties_and_features_ignore_tone_curves():
-    ranks = A._rank_rows(np.array([[3.0, 1.0, 1.0, 2.0]], np.float32))
+    ranks = A.rank_rows(np.array([[3.0, 1.0, 1.0, 2.0]], np.float32))
     assert np.allclose(ranks, [[0.875, 0.25, 0.25, 0.625]])  # (average 1-based rank - 0.5) / n
 
     rng = np.random.default_rng(1)
@@ -172,7 +172,7 @@ def test_viterbi_matches_brute_force():
             return sum(score[i, path[i]] for i in range(m)) - 0.3 * changes
 
         best = max(value(p) for p in itertools.product(range(k), repeat=m))
-        assert value(A._viterbi(score, reset, 0.3)) == pytest.approx(best)
+        assert value(A.viterbi(score, reset, 0.3)) == pytest.approx(best)
 
 
 def test_black_bars_survive_dark_scenes():

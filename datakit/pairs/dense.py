@@ -70,7 +70,7 @@ def _provisional(
     collector: analysis.ThumbnailCollector, thumbs_sdr: analysis.Thumbnails, until: float, max_offset: float
 ) -> Alignment | None:
     """Alignment of the HDR decoded so far (``[0, until)`` seconds) with the SDR, or None if not distinct."""
-    from datakit.pairs.align import _similarity_confidence, peak_confidence
+    from datakit.pairs.align import peak_confidence, similarity_confidence
 
     partial = collector.snapshot(windows=((0.0, until),))
     keep = np.flatnonzero(thumbs_sdr.times <= _sdr_reach(until, max_offset))
@@ -82,7 +82,7 @@ def _provisional(
         return None
     temporal = alignment.temporal
     distinct = peak_confidence(temporal.peak_z) >= 0.5
-    return alignment if distinct and _similarity_confidence(temporal.similarity) >= 0.5 else None
+    return alignment if distinct and similarity_confidence(temporal.similarity) >= 0.5 else None
 
 
 class _SdrPass(threading.Thread):

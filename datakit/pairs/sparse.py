@@ -38,6 +38,8 @@ from datakit.errors import AlignmentError
 from datakit.pairs import align as _align
 from datakit.pairs import analysis
 from datakit.pairs.align import Alignment, FrameMatches, Segment, TemporalAlignment
+from datakit.pairs.align.confidence import similarity_confidence, smoothstep
+from datakit.pairs.align.timeline import one_to_one, ratio_candidates
 from datakit.pairs.clips import Clip, frames_needed, plan_clips
 from datakit.pairs.retain import FrameStore
 
@@ -135,7 +137,7 @@ def match_keyframes(
     hdr_idx = thumbs_hdr.indices
     reach = max_offset_seconds * fps_h
     best: tuple[float, int, float, list[_WindowMatch]] | None = None
-    for rank, ratio in enumerate(_align._ratio_candidates(thumbs_hdr.fps, thumbs_sdr.fps)):
+    for rank, ratio in enumerate(ratio_candidates(thumbs_hdr.fps, thumbs_sdr.fps)):
         matches: list[_WindowMatch] = []
         for first, last in sdr_windows:
             cols = np.flatnonzero((thumbs_sdr.indices >= first) & (thumbs_sdr.indices <= last))
@@ -146,7 +148,7 @@ def match_keyframes(
             next_sim = np.append(np.einsum("nd,nd->n", feats[:-1], feats[1:]), 1.0)
             next_sim[np.append(np.diff(sdr_idx) != 1, True)] = 1.0  # no neighbour: no blend used
             scale = ratio * fps_h / fps_s  # HDR frames per SDR frame
-            step = 1.0 if _align._one_to_one(ratio, thumbs_hdr.fps, thumbs_sdr.fps) else 0.25
+            step = 1.0 if one_to_one(ratio, thumbs_hdr.fps, thumbs_sdr.fps) else 0.25
             m = _window_match(sim[:, cols], next_sim, hdr_idx, sdr_idx, scale, reach, step)
             if m is not None:
                 matches.append(m)
@@ -166,9 +168,9 @@ def match_keyframes(
         segments.append(Segment(first if segments else 0, last, offset_s))
     spread = max(m.offset_frames for m in matches) - min(m.offset_frames for m in matches)
     zs = [m.z for m in matches if m.z is not None]
-    c_sim = _align._similarity_confidence(total)
+    c_sim = similarity_confidence(total)
     c_z = _align.peak_confidence(min(zs)) if zs else 0.5
-    c_support = _align._smoothstep(sum(m.support for m in matches), 2.0, 6.0)
+    c_support = smoothstep(sum(m.support for m in matches), 2.0, 6.0)
     confidence = min(c_sim, c_z, c_support)
     reasons = []
     if c_sim < 0.9:
@@ -325,7 +327,7 @@ def analyse_sparse(recipe: dict[str, Any], sdr_reader: Any, hdr_reader: Any, *, 
     if (
         found is None
         or found[0].temporal.confidence < align_cfg["min_confidence"]
-        or not _align._one_to_one(found[0].temporal.ratio, info_hdr.fps, info_sdr.fps)
+        or not one_to_one(found[0].temporal.ratio, info_hdr.fps, info_sdr.fps)
     ):
         keyframes.clear()
         alignment = _align.align_pair(
