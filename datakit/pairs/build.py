@@ -116,21 +116,14 @@ def _build_pair(
         VideoReader(pair.sdr, encoding="sdr", threads=threads) as sdr_reader,
     ):
         started = time.perf_counter()
-        if sparse:
-            analysed = analyse_sparse(recipe, sdr_reader, hdr_reader, memory_bytes=frame_memory_bytes())
-            alignment, clips = analysed.alignment, analysed.clips
-            sdr_store, hdr_store = analysed.sdr_store, analysed.hdr_store
-            cuts, thumbs_sdr, thumbs_hdr, method = None, None, None, f"sparse ({analysed.method})"
-        else:
-            dense = analyse_dense(recipe, sdr_reader, hdr_reader, memory_bytes=frame_memory_bytes())
-            alignment, cuts, clips, thumbs_sdr = dense.alignment, dense.cuts, dense.clips, dense.thumbs_sdr
-            thumbs_hdr = dense.thumbs_hdr
-            sdr_store, hdr_store = dense.sdr_store, dense.hdr_store
-            method = "dense (whole streams)"
+        analyse = analyse_sparse if sparse else analyse_dense
+        analysed = analyse(recipe, sdr_reader, hdr_reader, memory_bytes=frame_memory_bytes())
+        alignment, clips, cuts = analysed.alignment, analysed.clips, analysed.cuts
+        sdr_store, hdr_store = analysed.sdr_store, analysed.hdr_store
         status: dict[str, Any] = {
             "state": "done",
             "split": split,
-            "alignment": {**alignment.to_dict(), "method": method},
+            "alignment": {**alignment.to_dict(), "method": analysed.method},
             "hdr": info_hdr.to_dict(),
             "sdr": info_sdr.to_dict(),
             "warnings": list(warnings),
@@ -143,8 +136,8 @@ def _build_pair(
         status["cuts"] = list(cuts) if cuts is not None else None
         status["clips_planned"] = len(clips)
         context = _PairContext(
-            pair, recipe, digest, folder, split, info_hdr, info_sdr, alignment, thumbs_sdr, rejected,
-            sdr_store, hdr_store, thumbs_hdr,
+            pair, recipe, digest, folder, split, info_hdr, info_sdr, alignment, analysed.thumbs_sdr, rejected,
+            sdr_store, hdr_store, analysed.thumbs_hdr,
         )  # fmt: skip
         analysed_at = time.perf_counter()
         records = _clip_samples(context, clips)

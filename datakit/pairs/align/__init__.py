@@ -44,13 +44,37 @@ shift per axis fitted to their shifts).
 """
 
 from datakit.pairs.align.clipcheck import CLIP_REACH, ClipTiming, check_clip_timing
-from datakit.pairs.align.confidence import MIN_CONFIDENCE, margin_confidence, peak_confidence, similarity_confidence
-from datakit.pairs.align.dense import align_thumbnails, pair_features
-from datakit.pairs.align.features import frame_features, rank_rows, shot_changes
+from datakit.pairs.align.confidence import (
+    MIN_CONFIDENCE,
+    assemble,
+    margin_confidence,
+    overall_confidence,
+    peak_confidence,
+    similarity_confidence,
+)
+from datakit.pairs.align.dense import DenseMatcher, align_thumbnails
+from datakit.pairs.align.features import (
+    PairFeatures,
+    StreamFeatures,
+    frame_features,
+    pair_features,
+    rank_rows,
+    shot_changes,
+)
 from datakit.pairs.align.geometry import detect_active_area
+from datakit.pairs.align.keyframes import KeyframeMatcher
 from datakit.pairs.align.pair import align_pair
-from datakit.pairs.align.refine import refine_alignment, refine_spatial
-from datakit.pairs.align.results import Alignment, FrameMatches, Segment, SpatialAlignment, TemporalAlignment
+from datakit.pairs.align.registration import refine, refine_alignment, refine_spatial
+from datakit.pairs.align.results import (
+    Alignment,
+    FrameMatches,
+    Score,
+    Segment,
+    SpatialAlignment,
+    TemporalAlignment,
+    TemporalMatch,
+    TemporalMatcher,
+)
 from datakit.pairs.align.timeline import CutMatch, hdr_windows_for, match_cuts, sparse_windows
 from datakit.pairs.align.tracking import frame_evidence, stretch_margin, viterbi
 
@@ -60,12 +84,20 @@ __all__ = [
     "Alignment",
     "ClipTiming",
     "CutMatch",
+    "DenseMatcher",
     "FrameMatches",
+    "KeyframeMatcher",
+    "PairFeatures",
+    "Score",
     "Segment",
     "SpatialAlignment",
+    "StreamFeatures",
     "TemporalAlignment",
+    "TemporalMatch",
+    "TemporalMatcher",
     "align_pair",
     "align_thumbnails",
+    "assemble",
     "check_clip_timing",
     "detect_active_area",
     "frame_evidence",
@@ -73,9 +105,11 @@ __all__ = [
     "hdr_windows_for",
     "margin_confidence",
     "match_cuts",
+    "overall_confidence",
     "pair_features",
     "peak_confidence",
     "rank_rows",
+    "refine",
     "refine_alignment",
     "refine_spatial",
     "shot_changes",

@@ -16,6 +16,7 @@ from datakit.pairs.align.tracking import stretch_margin
 if TYPE_CHECKING:
     from datakit.pairs.analysis import Thumbnails
 
+
 @dataclass(frozen=True)
 class ClipTiming:
     """The temporal check of one clip: ``shift`` HDR frames to add to the predicted ones (0: as predicted),
@@ -42,6 +43,7 @@ def check_clip_timing(
     away, on the luma thumbnails the analysis kept (nothing is decoded): structure vectors
     (:func:`frame_features`) of both active pictures on the finest common grid the thumbnails allow. None when
     a frame has no thumbnail (sparse analyses summarize windows only)."""
+
     def positions(thumbs: Thumbnails, frames: Sequence[int]) -> np.ndarray | None:
         frames = np.asarray(frames, np.int64)
         pos = np.searchsorted(thumbs.indices, frames)

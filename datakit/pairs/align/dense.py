@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from datakit.errors import AlignmentError
-from datakit.pairs.align.confidence import peak_confidence, similarity_confidence, smoothstep
-from datakit.pairs.align.features import (
-    HIGHPASS_SIGMA,
-    blur_stack,
-    frame_features,
-    grid_size,
-    shot_changes,
-    thumb_grid,
-)
-from datakit.pairs.align.geometry import initial_spatial, picture_areas
-from datakit.pairs.align.results import Alignment, FrameMatches, Segment, SpatialAlignment, TemporalAlignment
+from datakit.pairs.align.confidence import assemble, peak_confidence, similarity_confidence, smoothstep
+from datakit.pairs.align.features import PairFeatures, pair_features
+from datakit.pairs.align.results import Alignment, FrameMatches, Score, Segment, TemporalAlignment, TemporalMatch
 from datakit.pairs.align.timeline import (
     CLOSE_PEAK,
     CutMatch,
@@ -42,20 +35,22 @@ from datakit.pairs.align.tracking import (
 if TYPE_CHECKING:
     from datakit.pairs.analysis import Thumbnails
 
-def pair_features(
-    thumbs_hdr: Thumbnails, thumbs_sdr: Thumbnails
-) -> tuple[SpatialAlignment, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """What every temporal match compares: the black-bar geometry, then both streams' structure vectors on a
-    common grid of their active pictures (:func:`frame_features`: vectors and validity per frame) and the SDR
-    texture (high-pass Y' standard deviation per frame, for picking frames to register)."""
-    hdr_area, sdr_area, clarity = picture_areas(thumbs_hdr, thumbs_sdr)
-    spatial = initial_spatial(thumbs_hdr, thumbs_sdr, hdr_area, sdr_area, clarity)
-    gw, gh = grid_size(hdr_area, [(thumbs_hdr, hdr_area), (thumbs_sdr, sdr_area)])
-    grid_s = thumb_grid(thumbs_sdr, sdr_area, gw, gh)
-    feat_h, valid_h = frame_features(thumb_grid(thumbs_hdr, hdr_area, gw, gh))
-    feat_s, valid_s = frame_features(grid_s)
-    texture_s = (grid_s - blur_stack(grid_s, HIGHPASS_SIGMA)).reshape(grid_s.shape[0], -1).std(axis=1)
-    return spatial, feat_h, valid_h, feat_s, valid_s, texture_s
+
+@dataclass(frozen=True)
+class DenseMatcher:
+    """The temporal matcher of streams summarized frame by frame (whole streams or time windows): global search
+    over speed ratios and offsets (:func:`~datakit.pairs.align.timeline.global_search`), hard cuts matched
+    across the streams when texture does not pin the offset, local tracking around the best lines
+    (:func:`~datakit.pairs.align.tracking.track_path`), verification, and how clearly every stretch is pinned.
+    Scores: ``similarity``, ``distinct`` (the peak, or a cut), ``coverage``, ``certain`` (share of frames not
+    in uncertain stretches)."""
+
+    max_offset_seconds: float = 10.0
+
+    def match(self, features: PairFeatures) -> TemporalMatch:
+        """See the class doc; raises :class:`AlignmentError` when the streams have too little picture content or
+        do not overlap."""
+        return _match_dense(features, self.max_offset_seconds)
 
 
 def align_thumbnails(
@@ -66,26 +61,28 @@ def align_thumbnails(
     hdr_frame_count: int | None = None,
     sdr_frame_count: int | None = None,
 ) -> tuple[Alignment, FrameMatches]:
-    """Align two streams from their analysis-pass summaries (no decoding); the geometry is the black-bar one.
+    """Align two streams from their analysis-pass summaries (no decoding); the geometry is the black-bar one:
+    :func:`pair_features`, :class:`DenseMatcher`, :func:`assemble`.
 
     ``thumbs_*`` may cover whole streams or time windows (see :func:`hdr_windows_for`). Frame counts bound the
     mapping (default: the last summarized frame when a whole stream was summarized). Returns the alignment and
-    the per-frame matches (for :func:`align_pair`'s spatial refinement).
+    the per-frame matches (for a spatial refinement).
     """
-    fps_h, fps_s = thumbs_hdr.fps, thumbs_sdr.fps
-    if hdr_frame_count is None and thumbs_hdr.windows is None:
-        hdr_frame_count = int(thumbs_hdr.indices[-1]) + 1
-    if sdr_frame_count is None and thumbs_sdr.windows is None:
-        sdr_frame_count = int(thumbs_sdr.indices[-1]) + 1
+    features = pair_features(thumbs_hdr, thumbs_sdr, hdr_frame_count=hdr_frame_count, sdr_frame_count=sdr_frame_count)
+    match = DenseMatcher(max_offset_seconds).match(features)
+    return assemble(features.spatial, match), match.matches
 
-    spatial, feat_h, valid_h, feat_s, valid_s, texture_s = pair_features(thumbs_hdr, thumbs_sdr)
 
-    reasons: list[str] = []
+def _match_dense(features: PairFeatures, max_offset_seconds: float) -> TemporalMatch:
+    hdr, sdr = features.hdr, features.sdr
+    fps_h, fps_s = hdr.fps, sdr.fps
+    hdr_frame_count, sdr_frame_count = hdr.frame_count, sdr.frame_count
+    feat_h, valid_h, feat_s, valid_s = hdr.vectors, hdr.valid, sdr.vectors, sdr.valid
     if valid_h.sum() < 4 or valid_s.sum() < 4:
         raise AlignmentError("too few frames with picture content (black or flat video?) to align the pair")
-    sdr_times = thumbs_sdr.indices / float(fps_s)
+    sdr_times = sdr.indices / float(fps_s)
     peaks = global_search(
-        thumbs_hdr.indices,
+        hdr.indices,
         feat_h,
         valid_h,
         sdr_times,
@@ -96,12 +93,12 @@ def align_thumbnails(
         ratio_candidates(fps_h, fps_s),
         max_offset_seconds * float(fps_h),
     )
-    count_h = hdr_frame_count if hdr_frame_count is not None else int(thumbs_hdr.indices[-1]) + 1
+    count_h = hdr_frame_count if hdr_frame_count is not None else int(hdr.indices[-1]) + 1
     radius = max(4, math.ceil(0.5 * float(fps_h)))
     # track around the line of every ratio whose correlation is close to the best one; keep the best path
     # (a few dropped frames make the offset creep like a slightly wrong ratio: the path score decides)
-    hdr_cuts = thumbs_hdr.indices[shot_changes(thumbs_hdr)]
-    sdr_cuts = shot_changes(thumbs_sdr)
+    hdr_cuts = hdr.indices[hdr.cuts]
+    sdr_cuts = sdr.cuts
     best_track: tuple[Peak, Track, np.ndarray, CutMatch | None, str] | None = None
     for peak in sorted(peaks, key=lambda p: p.rank):  # simplest ratio first; others must save an offset change
         if peak.score < peaks[0].score - CLOSE_PEAK:
@@ -110,9 +107,7 @@ def align_thumbnails(
         offset, evidence = peak.offset_frames, "texture"
         cut = None
         if sdr_cuts.size and sdr_cuts[0] > 0:
-            cut = match_cuts(
-                hdr_cuts, line[sdr_cuts], line[sdr_cuts - 1], max_offset_seconds * float(fps_h), sdr_cuts
-            )
+            cut = match_cuts(hdr_cuts, line[sdr_cuts], line[sdr_cuts - 1], max_offset_seconds * float(fps_h), sdr_cuts)
         if cut is not None and peak_confidence(peak.z) < 0.9:  # texture alone does not pin the offset
             offset, evidence = cut.centre, "cut"
         base = line + offset
@@ -121,9 +116,7 @@ def align_thumbnails(
         pin = None
         if evidence == "cut" and cut is not None:
             pin = (int(cut.position), cut.low - offset, cut.high - offset)
-        track = track_path(
-            thumbs_hdr.indices, feat_h, thumbs_sdr.indices, feat_s, valid_s, base, count_h, radius, pin=pin
-        )
+        track = track_path(hdr.indices, feat_h, sdr.indices, feat_s, valid_s, base, count_h, radius, pin=pin)
         if best_track is None or track.objective > best_track[1].objective + SWITCH_COST:
             best_track = (peak, track, base + track.offsets - line, cut, evidence)
     assert best_track is not None
@@ -157,14 +150,14 @@ def align_thumbnails(
         if p > 0 and track.hdr_index[p] in hdr_cut_set and track.hdr_index[p - 1] == track.hdr_index[p] - 1:
             cut_frames.add(int(p))
     window = max(8, round(0.5 * float(fps_s)))
-    lut = np.full(int(thumbs_hdr.indices.max()) + 2, -1, np.int64)
-    lut[thumbs_hdr.indices] = np.arange(thumbs_hdr.count)
+    lut = np.full(int(hdr.indices.max()) + 2, -1, np.int64)
+    lut[hdr.indices] = np.arange(hdr.count)
 
     def sims_for(positions: np.ndarray, frames: np.ndarray) -> np.ndarray:
         return sims_at(feat_s[positions], feat_h, lut, count_h, frames[:, None])[:, 0]
 
     line = peak.ratio * sdr_times * float(fps_h)
-    doubt = boundary_doubt(runs, line, sims_for, thumbs_sdr.indices) | track.ambiguous
+    doubt = boundary_doubt(runs, line, sims_for, sdr.indices) | track.ambiguous
     segments: list[Segment] = []
     seg_sizes: list[int] = []
     doubtful: list[int] = []  # SDR positions in stretches marked uncertain
@@ -180,58 +173,58 @@ def align_thumbnails(
             if conf < 0.5:
                 doubtful.extend(int(p) for p in stretch)
         margins = [m for _, _, m in rated if m is not None]
-        first, last = int(thumbs_sdr.indices[members[0]]), int(thumbs_sdr.indices[members[-1]])
+        first, last = int(sdr.indices[members[0]]), int(sdr.indices[members[-1]])
         segments.append(
             Segment(first, last, off / float(fps_h), round(min(confs), 4), min(margins) if margins else None, how)
         )
         seg_sizes.append(members.size)
     headline = segments[int(np.argmax(seg_sizes))].offset_seconds if segments else peak.offset_frames / float(fps_h)
-    unmatched = ranges(thumbs_sdr.indices[bad])
-    uncertain = ranges(thumbs_sdr.indices[np.sort(np.asarray(doubtful, np.int64))])
+    unmatched = ranges(sdr.indices[bad])
+    uncertain = ranges(sdr.indices[np.sort(np.asarray(doubtful, np.int64))])
     certain_share = 1.0 - len(doubtful) / max(1, sum(seg_sizes))
 
-    c_sim = similarity_confidence(similarity)
-    c_z = 1.0 if evidence == "cut" else peak_confidence(peak.z)
-    c_cov = smoothstep(coverage, 0.3, 0.7)
-    # stretches marked uncertain lower the pair's confidence only so far: their clips are checked one by one
-    c_sure = 0.6 + 0.4 * smoothstep(certain_share, 0.3, 0.9)
-    confidence = min(c_sim, c_z, c_cov, c_sure)
-    if c_sim < 0.9:
-        reasons.append(
+    scores = (
+        Score(
+            "similarity", similarity_confidence(similarity),
             f"matched frames look alike only weakly (structure similarity {similarity:.2f}): different titles, "
-            "different cuts, or a very different grade?"
-        )
-    if c_z < 0.9:
-        reasons.append(f"no distinct best offset (correlation peak {peak.score:.2f}, z = {peak.z:.1f})")
-    if c_cov < 0.9:
-        reasons.append(f"only {100 * coverage:.0f}% of the SDR frames were found in the HDR")
+            "different cuts, or a very different grade?",
+        ),
+        Score(
+            "distinct", 1.0 if evidence == "cut" else peak_confidence(peak.z),
+            f"no distinct best offset (correlation peak {peak.score:.2f}, z = {peak.z:.1f})",
+        ),
+        Score(
+            "coverage", smoothstep(coverage, 0.3, 0.7),
+            f"only {100 * coverage:.0f}% of the SDR frames were found in the HDR",
+        ),
+        # stretches marked uncertain lower the pair's confidence only so far: their clips are checked one by one
+        Score("certain", 0.6 + 0.4 * smoothstep(certain_share, 0.3, 0.9), "most SDR frames lie in uncertain stretches"),
+    )  # fmt: skip
+    notes = []
     if evidence == "cut":
-        reasons.append(f"offset from {cut.support if cut else 0} hard cut(s) seen in both versions (little texture)")
+        notes.append(f"offset from {cut.support if cut else 0} hard cut(s) seen in both versions (little texture)")
     if certain_share < 1.0:
-        reasons.append(
+        notes.append(
             f"{100 * (1 - certain_share):.0f}% of the matched SDR frames lie in stretches where neighbouring "
             "HDR frames look alike (slow or no motion): marked uncertain"
         )
     changes = sum(1 for a, b in itertools.pairwise(segments) if a.offset_seconds != b.offset_seconds)
     if changes:
-        reasons.append(f"the offset changes {changes} time(s) (dropped or missing frames)")
+        notes.append(f"the offset changes {changes} time(s) (dropped or missing frames)")
 
     temporal = TemporalAlignment(
         offset_seconds=float(headline),
         ratio=peak.ratio,
         fps_hdr=fps_h,
         fps_sdr=fps_s,
-        confidence=confidence,
+        confidence=0.0,  # filled by assemble
         segments=tuple(segments),
         unmatched=tuple(unmatched),
         hdr_frame_count=hdr_frame_count,
         sdr_frame_count=sdr_frame_count,
         similarity=similarity,
         peak_z=peak.z,
-        reasons=tuple(reasons),
         uncertain=tuple(uncertain),
     )
-    overall = confidence if spatial.confidence >= 0.5 else min(confidence, spatial.confidence)
-    alignment = Alignment(temporal, spatial, overall, tuple(reasons) + spatial.reasons)
-    matches = FrameMatches(thumbs_sdr.indices, hdr_index, track.similarity, texture_s)
-    return alignment, matches
+    matches = FrameMatches(sdr.indices, hdr_index, track.similarity, features.sdr_texture)
+    return TemporalMatch(temporal, matches, scores, tuple(notes))

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 if TYPE_CHECKING:
+    from datakit.pairs.align.results import SpatialAlignment
     from datakit.pairs.analysis import Thumbnails
 
 GRID_WIDTH = 64  # feature grid width (height from the HDR picture aspect ratio)
@@ -182,3 +185,68 @@ def shot_changes(thumbs: Thumbnails) -> np.ndarray:
         if around.size >= 4 and change[p] >= CUT_CONTRAST * max(float(np.median(around)), 1e-5):
             out.append(p)
     return np.asarray(out, np.int64)
+
+
+@dataclass(frozen=True)
+class StreamFeatures:
+    """One stream's side of :class:`PairFeatures`: per summarized frame its number (``indices``, increasing),
+    presentation time in seconds (``times``), structure vector (``vectors`` (N, D) float32, unit norm or zero)
+    and whether it has structure (``valid``); the positions of the frames that start a shot (``cuts``), the
+    stream's rate and frame count (``None``: unknown, a windowed summary)."""
+
+    indices: np.ndarray
+    times: np.ndarray
+    vectors: np.ndarray
+    valid: np.ndarray
+    cuts: np.ndarray
+    fps: Fraction
+    frame_count: int | None
+
+    @property
+    def count(self) -> int:
+        return int(self.indices.size)
+
+
+@dataclass(frozen=True)
+class PairFeatures:
+    """What every temporal matcher compares (the contract between the features and the matchers): the
+    black-bar geometry of the pair (``spatial``), both streams' features on a common grid of their active
+    pictures, and the SDR texture per frame (high-pass Y' standard deviation on that grid: frames to register
+    are picked by it)."""
+
+    spatial: SpatialAlignment
+    hdr: StreamFeatures
+    sdr: StreamFeatures
+    sdr_texture: np.ndarray
+
+
+def pair_features(
+    thumbs_hdr: Thumbnails,
+    thumbs_sdr: Thumbnails,
+    *,
+    hdr_frame_count: int | None = None,
+    sdr_frame_count: int | None = None,
+) -> PairFeatures:
+    """:class:`PairFeatures` of two analysis-pass summaries (no decoding). Frame counts default to the last
+    summarized frame when a whole stream was summarized (``windows`` None), else stay unknown."""
+    from datakit.pairs.align.geometry import initial_spatial, picture_areas
+
+    if hdr_frame_count is None and thumbs_hdr.windows is None:
+        hdr_frame_count = int(thumbs_hdr.indices[-1]) + 1
+    if sdr_frame_count is None and thumbs_sdr.windows is None:
+        sdr_frame_count = int(thumbs_sdr.indices[-1]) + 1
+    hdr_area, sdr_area, clarity = picture_areas(thumbs_hdr, thumbs_sdr)
+    spatial = initial_spatial(thumbs_hdr, thumbs_sdr, hdr_area, sdr_area, clarity)
+    gw, gh = grid_size(hdr_area, [(thumbs_hdr, hdr_area), (thumbs_sdr, sdr_area)])
+    grid_s = thumb_grid(thumbs_sdr, sdr_area, gw, gh)
+    feat_h, valid_h = frame_features(thumb_grid(thumbs_hdr, hdr_area, gw, gh))
+    feat_s, valid_s = frame_features(grid_s)
+    texture_s = (grid_s - blur_stack(grid_s, HIGHPASS_SIGMA)).reshape(grid_s.shape[0], -1).std(axis=1)
+
+    def side(thumbs: Thumbnails, vectors: np.ndarray, valid: np.ndarray, count: int | None) -> StreamFeatures:
+        return StreamFeatures(thumbs.indices, thumbs.times, vectors, valid, shot_changes(thumbs), thumbs.fps, count)
+
+    return PairFeatures(
+        spatial, side(thumbs_hdr, feat_h, valid_h, hdr_frame_count), side(thumbs_sdr, feat_s, valid_s, sdr_frame_count),
+        texture_s,
+    )  # fmt: skip

@@ -11,13 +11,14 @@ import numpy as np
 from datakit.errors import AlignmentError
 from datakit.pairs.align.confidence import MIN_CONFIDENCE
 from datakit.pairs.align.dense import align_thumbnails
-from datakit.pairs.align.refine import refine_alignment
+from datakit.pairs.align.registration import refine as refine_geometry
 from datakit.pairs.align.results import Alignment
 from datakit.pairs.align.timeline import hdr_windows_for, sparse_windows
 
 if TYPE_CHECKING:
     from datakit.io.probe import VideoInfo
     from datakit.pairs.analysis import Thumbnails
+
 
 def align_pair(
     hdr_path: str | os.PathLike[str],
@@ -81,7 +82,7 @@ def align_pair(
                 hdr = [f.luma() for f in reader.read_at([h for _, h in picks])]
             return list(zip(hdr, sdr, strict=True))
 
-        alignment = refine_alignment(alignment, matches, read_lumas, count=refine_frames)
+        alignment = refine_geometry(alignment, matches, read_lumas, count=refine_frames)
     elif not refine:
         alignment = Alignment(
             alignment.temporal,

@@ -8,7 +8,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+
+if TYPE_CHECKING:
+    from datakit.pairs.align.features import PairFeatures
 
 import numpy as np
 
@@ -382,7 +385,11 @@ def _segments_from(data: dict[str, Any]) -> tuple[Segment, ...]:
     details = data.get("segment_evidence") or [{}] * len(data["segments"])
     return tuple(
         Segment(
-            int(a), int(b), float(c), float(d.get("confidence", 1.0)), d.get("margin"),
+            int(a),
+            int(b),
+            float(c),
+            float(d.get("confidence", 1.0)),
+            d.get("margin"),
             str(d.get("evidence", "texture")),
         )
         for (a, b, c), d in zip(data["segments"], details, strict=True)
@@ -398,3 +405,35 @@ class FrameMatches:
     hdr_index: np.ndarray
     similarity: np.ndarray
     texture: np.ndarray  # SDR high-pass Y' standard deviation on the feature grid
+
+
+class Score(NamedTuple):
+    """One named confidence of a temporal match, in [0, 1], and the reason shown when it is low."""
+
+    name: str
+    value: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class TemporalMatch:
+    """What a temporal matcher returns: the frame mapping (``temporal``; its ``confidence`` and ``reasons`` are
+    filled by :func:`datakit.pairs.align.confidence.assemble`), the matched frame pairs a refinement picks from,
+    the scores the confidence is made of, and notes shown whatever the scores (offset changes, a cut used)."""
+
+    temporal: TemporalAlignment
+    matches: FrameMatches
+    scores: tuple[Score, ...]
+    notes: tuple[str, ...] = ()
+
+    def score(self, name: str) -> float:
+        """The value of the score called ``name`` (1.0 when the matcher has none of that name)."""
+        return next((s.value for s in self.scores if s.name == name), 1.0)
+
+
+class TemporalMatcher(Protocol):
+    """A way of finding which HDR frame each SDR frame shows (dense: every frame; keyframes: HDR keyframes
+    against SDR windows). ``match`` returns None when it has too little to go on (the caller may try another
+    matcher) and raises :class:`datakit.errors.AlignmentError` when the pair cannot be aligned at all."""
+
+    def match(self, features: PairFeatures) -> TemporalMatch | None: ...

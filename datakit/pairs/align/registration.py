@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from datakit.pairs.align.confidence import smoothstep
+from datakit.pairs.align.confidence import overall_confidence, smoothstep
 from datakit.pairs.align.features import MIN_CONTRAST, rank_rows
 from datakit.pairs.align.results import Alignment, FrameMatches, SpatialAlignment
 
@@ -272,7 +272,7 @@ def refine_spatial(
     )
 
 
-def refine_alignment(
+def refine(
     alignment: Alignment,
     matches: FrameMatches,
     read_lumas: Any,
@@ -280,7 +280,9 @@ def refine_alignment(
     count: int = 3,
     allowed_sdr: Any = None,
 ) -> Alignment:
-    """:func:`refine_spatial` on ``count`` well matched frame pairs; returns the alignment with the result.
+    """The one refinement: :func:`refine_spatial` on ``count`` well matched frame pairs; returns the alignment
+    with the refined geometry, its confidence combined by :func:`~datakit.pairs.align.confidence.
+    overall_confidence` (the rule :func:`~datakit.pairs.align.confidence.assemble` uses).
 
     ``read_lumas(picks)``: for ``[(sdr_index, hdr_index), ...]`` returns ``[(hdr_luma, sdr_luma), ...]``
     full-resolution Y' (from a decoder, or from frames a pass kept). ``allowed_sdr``: only pick among these
@@ -291,7 +293,12 @@ def refine_alignment(
         return alignment
     spatial = refine_spatial(alignment.spatial, read_lumas(picks))
     reasons = alignment.temporal.reasons + spatial.reasons
-    return Alignment(alignment.temporal, spatial, min(alignment.temporal.confidence, spatial.confidence), reasons)
+    return Alignment(
+        alignment.temporal, spatial, overall_confidence(alignment.temporal.confidence, spatial.confidence), reasons
+    )
+
+
+refine_alignment = refine  # the name earlier versions used
 
 
 def pick_refinement_frames(matches: FrameMatches, count: int, allowed_sdr: Any = None) -> list[tuple[int, int]]:
