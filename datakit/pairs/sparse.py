@@ -9,20 +9,21 @@ once. The alignment must then come from little decoding:
 2. HDR: only the keyframes in the time ranges the SDR windows can show at any offset within
    ``max_offset_seconds`` and any candidate speed ratio (:func:`datakit.io.reader.VideoReader.keyframes`; a
    keyframe costs a few frames, a group of pictures costs one).
-3. Every HDR keyframe is a picture of the title at a known HDR frame number. For each candidate ratio and
-   whole-frame offset, the score of a window is the mean structure similarity (:func:`datakit.pairs.align.
-   frame_features`, the same ordinal features as the dense alignment) of its keyframes with the SDR frames that
-   offset says show them; each window takes its best offset, the ratio with the best total wins (the simplest
-   one unless another is clearly better), and windows that disagree become segments (dropped frames). The
-   confidence combines the matched similarity, the distinctness of each window's peak (robust z-score against
-   the other offsets) and the agreement of the windows.
+3. :class:`datakit.pairs.align.KeyframeMatcher` matches the HDR keyframes (pictures of the title at known HDR
+   frame numbers) against the SDR windows, on the same ordinal features as the dense alignment
+   (:func:`datakit.pairs.align.pair_features`); :func:`datakit.pairs.align.assemble` makes its confidence.
 4. The geometry starts from the black bars (profiles of the SDR window frames and of the HDR keyframes) and is
-   refined (:func:`datakit.pairs.align.refine_alignment`) on keyframe / SDR frame pairs already decoded.
+   refined (:func:`datakit.pairs.align.refine`) on keyframe / SDR frame pairs already decoded.
 
 When too few keyframes fall inside the windows (long groups of pictures), when the match is not confident, or
 when SDR frames do not show one HDR frame each (different frame rates at the same speed: an isolated keyframe
-then pins the offset only to about a frame, measured), :func:`analyse_sparse` falls back to the windowed dense
-alignment of :func:`datakit.pairs.align.align_pair` (``sparse=True``), which fits sub-frame positions.
+then pins the offset only to about a frame, measured), :func:`analyse_sparse` falls back to
+:class:`datakit.pairs.align.DenseMatcher` (sub-frame positions) on every HDR frame of the ranges the SDR
+windows can show, decoded by the pair's own reader (its thread budget) at the recipe's ``thumb_width``; the
+geometry is then refined on three picked pairs (the HDR ones sought).
+
+Clips are not checked in time one by one here (:func:`datakit.pairs.align.check_clip_timing` needs the HDR
+thumbnails around each clip, which a sparse analysis does not decode).
 """
 
 from __future__ import annotations

@@ -21,16 +21,25 @@ is stored as segments of SDR frames with their own offset, plus ranges of SDR fr
    sequence is resampled onto the HDR frame grid and cross-correlated with the HDR sequence over all offsets
    within ``max_offset_seconds`` (FFT over time of 64 random projections of the features, normalized by the
    overlap energies). Cost O(T log T) for T frames.
+   When the peak is not distinct (little texture) and hard cuts seen in both streams land on each other at
+   one offset, that offset is used (``evidence: "cut"``).
 2. Local tracking: every SDR frame is compared with the HDR frames within half a second of each candidate
    line whose peak is close to the best, and a Viterbi path with a fixed cost per offset change follows
-   dropped frames (O(T K) for K states). A few dropped frames make the offset creep like a slightly wrong
-   ratio, so the ratio whose path scores best wins; a non-unit ratio must save at least one offset change.
+   dropped frames (O(T K) for K states). Scores are in evidence units: one unit is how much the frame's own
+   similarity drops one HDR frame away, so slow pans vote as clearly as fast ones, and frames whose
+   similarity barely changes nearby (no motion, no texture) do not vote. A few dropped frames make the offset
+   creep like a slightly wrong ratio, so the ratio whose path scores best wins; a non-unit ratio must save at
+   least one offset change.
 3. Segments of constant offset: with the same rate (or one SDR frame per HDR frame) the offset is the whole
-   frame of the path; otherwise each SDR structure vector is fitted as a blend of two consecutive HDR ones
-   (sub-frame position) and the median over the segment rounds every SDR frame to the right HDR frame.
+   frame of the path; otherwise the sub-frame offset whose rounded mapping matches best (the middle of the
+   best plateau; a cut bounds it).
 4. Verification: an SDR frame with structure whose similarity to its HDR frame is below 0.3 times the median
-   (at least 0.15) is reported unmatched; the confidence combines that median similarity, the distinctness
-   of the correlation peak (a robust z-score against the other offsets) and the share of matched frames.
+   (at least 0.15) is reported unmatched. Every stretch of about half a second is rated by how clearly its HDR
+   frames beat their neighbours 1-3 frames away (a z-score of the similarity gains); stretches that do not,
+   frames around an offset change whose exact position the pictures do not pin, and sub-frame mappings that
+   score alike are listed as ``uncertain``. The confidence (:func:`assemble`) is the weakest of the median
+   similarity, the distinctness of the correlation peak (or a cut), the share of matched frames and the
+   share of certain ones.
 
 Spatial model (pixel-edge coordinates: pixel ``(i, j)`` covers ``[i, i + 1) x [j, j + 1)``)::
 
