@@ -27,6 +27,7 @@ MIN_CONTRAST = 0.004  # a frame whose thumbnail Y' standard deviation is below t
 CUT_MIN_CHANGE = 0.02  # 1 - rank correlation of consecutive thumbnails above which a frame may start a shot
 
 
+CUT_GRID_WIDTH = 32  # shot changes are found on thumbnails reduced to this width
 CUT_CONTRAST = 20.0  # ... and this many times the median change of the frames around it
 
 
@@ -162,17 +163,23 @@ def grid_size(hdr_area: tuple[int, int, int, int], thumbs: Sequence[tuple[Thumbn
 def shot_changes(thumbs: Thumbnails) -> np.ndarray:
     """Positions (into the summarized frames) of the frames that start a new shot (hard cuts).
 
-    A frame starts a shot when its luma thumbnail's ranks correlate with the previous frame's much less than
-    neighbouring frames do with theirs: ``1 - corr`` at least :data:`CUT_MIN_CHANGE` and
-    :data:`CUT_CONTRAST` times the median over the 8 frames on either side. Ranks do not change under
-    increasing tone curves, so the same cut is found in the HDR (PQ Y') and the SDR (BT.709 Y') version even
-    when both shots have little texture. Only consecutive frame numbers are compared.
+    A frame starts a shot when its luma thumbnail's ranks (reduced to :data:`CUT_GRID_WIDTH` pixels wide)
+    correlate with the previous frame's much less than neighbouring frames do with theirs: ``1 - corr`` at
+    least :data:`CUT_MIN_CHANGE` and :data:`CUT_CONTRAST` times the median over the 8 frames on either side.
+    Ranks do not change under increasing tone curves, so the same cut is found in the HDR (PQ Y') and the SDR
+    (BT.709 Y') version even when both shots have little texture. Only consecutive frame numbers are compared.
     """
     n = thumbs.count
     if n < 3:
         return np.zeros(0, np.int64)
-    flat = thumbs.luma.reshape(n, -1).astype(np.float32, copy=False)
-    ranks = rank_rows(flat)
+    tw, th = thumbs.thumb_size
+    gw = min(tw, CUT_GRID_WIDTH)
+    gh = max(4, round(th * gw / tw))
+    small = np.empty((n, gh, gw), np.float32)
+    ry, rx = area_matrix(th, 0.0, th, gh), area_matrix(tw, 0.0, tw, gw)
+    for start in range(0, n, 4096):
+        small[start : start + 4096] = separable(thumbs.luma[start : start + 4096], ry, rx)
+    ranks = rank_rows(small.reshape(n, -1))
     ranks -= ranks.mean(axis=1, keepdims=True)
     ranks /= np.maximum(np.linalg.norm(ranks, axis=1, keepdims=True), 1e-9)
     change = np.full(n, np.nan)

@@ -78,14 +78,25 @@ def sims_at(
     sdr_feats: np.ndarray, hdr_feats: np.ndarray, lut: np.ndarray, hdr_count: int, frames: np.ndarray
 ) -> np.ndarray:
     """Similarity of every SDR frame (rows of ``sdr_feats``) with the HDR frames ``frames`` (M, C) (frame
-    numbers; ``lut`` maps them to rows of ``hdr_feats``); NaN where an HDR frame was not summarized."""
+    numbers; ``lut`` maps them to rows of ``hdr_feats``, in frame order); NaN where an HDR frame was not
+    summarized. The frames asked for lie near a line, so each block of SDR frames is multiplied with the
+    band of HDR rows it reaches (one matrix product) instead of gathering a vector per pair."""
     inside = (frames >= 0) & (frames < lut.size - 1) & (frames < hdr_count)
     rows = np.where(inside, lut[np.clip(frames, 0, lut.size - 1)], -1)
     out = np.full(frames.shape, np.nan, np.float32)
-    for s in range(0, frames.shape[0], 2048):
-        r = rows[s : s + 2048]
-        sim = np.einsum("nd,nkd->nk", sdr_feats[s : s + 2048], hdr_feats[np.maximum(r, 0)])
-        out[s : s + 2048] = np.where(r >= 0, sim, np.nan)
+    step = 32  # SDR frames per product (the band it reaches stays narrow)
+    for s in range(0, frames.shape[0], step):
+        r = rows[s : s + step]
+        ok = r >= 0
+        if not ok.any():
+            continue
+        lo, hi = int(r[ok].min()), int(r[ok].max()) + 1
+        if hi - lo <= 4 * step + 4 * r.shape[1]:  # a band: one product, then pick
+            block = sdr_feats[s : s + step] @ hdr_feats[lo:hi].T
+            sim = np.take_along_axis(block, np.clip(r - lo, 0, hi - lo - 1), axis=1)
+        else:
+            sim = np.einsum("nd,nkd->nk", sdr_feats[s : s + step], hdr_feats[np.maximum(r, 0)])
+        out[s : s + step] = np.where(ok, sim, np.nan)
     return out
 
 
