@@ -11,6 +11,7 @@ BT.709 OETF at half or quarter resolution (libx264), shifted in time and with dr
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -19,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-HDRI = Path("/work/shared/data/hdri")
+HDRI = Path(os.environ.get("DATAKIT_TEST_HDRI", "/work/shared/data/hdri"))
 HDR_SIZE = (256, 144)
 
 
