@@ -226,6 +226,7 @@ def analyse_sparse(
         moved = _clip_context(clips, margin, info_sdr.frame_count)
         sdr_store.want(sorted(moved))
         done_with, context = context - moved, moved
+
     # 3. geometry, refined on decoded keyframe / SDR frame pairs (windows: the picked HDR frames are sought)
     def kept_lumas(picks: list[tuple[int, int]]) -> list[tuple[np.ndarray, np.ndarray]]:
         sdr = sdr_store.get([s for s, _ in picks])
