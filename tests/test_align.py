@@ -3,6 +3,7 @@ the pieces (rank features, black bars, geometry, global search) on synthetic dat
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from fractions import Fraction
 
@@ -143,7 +144,7 @@ def test_sparse_windows_and_precomputed_thumbnails(demo_pair):
 
 
 def test_ranks_average_ties_and_features_ignore_tone_curves():
-    ranks = A._rank_rows(np.array([[3.0, 1.0, 1.0, 2.0]], np.float32))
+    ranks = A.rank_rows(np.array([[3.0, 1.0, 1.0, 2.0]], np.float32))
     assert np.allclose(ranks, [[0.875, 0.25, 0.25, 0.625]])  # (average 1-based rank - 0.5) / n
 
     rng = np.random.default_rng(1)
@@ -172,7 +173,7 @@ def test_viterbi_matches_brute_force():
             return sum(score[i, path[i]] for i in range(m)) - 0.3 * changes
 
         best = max(value(p) for p in itertools.product(range(k), repeat=m))
-        assert value(A._viterbi(score, reset, 0.3)) == pytest.approx(best)
+        assert value(A.viterbi(score, reset, 0.3)) == pytest.approx(best)
 
 
 def test_black_bars_survive_dark_scenes():
@@ -308,3 +309,53 @@ def test_refinement_keeps_the_geometry_of_smooth_pictures(tmp_path):
         assert refined.residual is None or refined.residual <= 1.5, refined
     refined = A.refine_spatial(initial, pairs)
     assert (refined.scale_x, refined.scale_y, refined.tx, refined.ty) == (1, 1, 0, 0), refined
+
+
+def _panning_film(n: int, seed: int = 7) -> np.ndarray:
+    """(n, 36, 64) luma of a slow pan (0.6 px per frame) over blurred noise."""
+    rng = np.random.default_rng(seed)
+    texture = cv2.GaussianBlur(rng.random((200, 400)).astype(np.float32), (0, 0), 3)
+    out = np.empty((n, 36, 64), np.float32)
+    for i in range(n):
+        m = np.array([[2.0, 0, 40 + 0.6 * i], [0, 2.0, 30.0]], np.float32)
+        out[i] = cv2.warpAffine(texture, m, (64, 36), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+    return out
+
+
+def test_clip_timing_moves_a_clip_to_the_frames_it_shows_and_flags_static_ones():
+    film = _panning_film(60)
+    hdr = _synthetic_stream(60, Fraction(24), film, "hdr10")
+    sdr = _synthetic_stream(50, Fraction(24), 0.8 * np.sqrt(film[5:55]), "sdr")  # SDR frame i shows HDR i + 5
+    spatial = A.pair_features(hdr, sdr).spatial
+    frames = list(range(20, 30))
+    right = A.check_clip_timing(hdr, sdr, spatial, frames, [i + 5 for i in frames])
+    assert right.shift == 0 and right.clear and right.margin > 4
+    moved = A.check_clip_timing(hdr, sdr, spatial, frames, [i + 3 for i in frames])
+    assert moved.shift == 2 and moved.clear
+    still = np.repeat(film[:1], 60, axis=0)  # no motion: no offset wins
+    static = A.check_clip_timing(
+        _synthetic_stream(60, Fraction(24), still, "hdr10"), _synthetic_stream(50, Fraction(24), still[:50], "sdr"),
+        spatial, frames, [i + 5 for i in frames],
+    )  # fmt: skip
+    assert not static.clear
+
+
+def test_assemble_takes_the_weakest_score_and_the_weaker_side():
+    """One rule for every matcher: temporal confidence = weakest score (its reason shown below 0.9), overall =
+    the weaker of temporal and spatial; the dense and the keyframe matcher both return TemporalMatch."""
+    film = _panning_film(80)
+    hdr = _synthetic_stream(80, Fraction(24), film, "hdr10")
+    sdr = _synthetic_stream(70, Fraction(24), np.sqrt(film[6:76]), "sdr")
+    features = A.pair_features(hdr, sdr)
+    match = A.DenseMatcher(2.0).match(features)
+    assert isinstance(match, A.TemporalMatch) and match.temporal.offset_frames == 6
+    weak = dataclasses.replace(match, scores=(*match.scores, A.Score("test", 0.7, "a weak test score")))
+    alignment = A.assemble(features.spatial, weak)
+    assert alignment.temporal.confidence == pytest.approx(0.7)
+    assert "a weak test score" in alignment.reasons
+    dim = dataclasses.replace(features.spatial, confidence=0.6)
+    assert A.assemble(dim, weak).confidence == pytest.approx(0.6) == A.overall_confidence(0.7, 0.6)
+    keys = _synthetic_stream(80, Fraction(24), film, "hdr10").select(np.arange(0, 80, 12))
+    keyed = A.KeyframeMatcher(((0, 69),), 2.0).match(A.pair_features(keys, sdr))
+    assert isinstance(keyed, A.TemporalMatch) and keyed.temporal.offset_frames == 6
+    assert {s.name for s in keyed.scores} == {"similarity", "distinct", "support"}

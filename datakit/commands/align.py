@@ -66,6 +66,10 @@ def run(args: argparse.Namespace) -> int:
     )
     if len(data["segments"]) > 1:
         print(f"offset changes: {len(data['segments']) - 1}; unmatched SDR frame ranges: {data['unmatched']}")
+    if data["uncertain"]:
+        print(f"uncertain SDR frame ranges (neighbouring HDR frames not told apart): {data['uncertain']}")
+    if any(d["evidence"] == "cut" for d in data["segment_evidence"]):
+        print("evidence: hard cuts seen in both versions pin the offset")
     for reason in data["reasons"]:
         print(f"  note: {reason}")
     return 0

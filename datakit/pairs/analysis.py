@@ -24,11 +24,24 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-__all__ = ["FrameSummarizer", "ThumbnailCollector", "Thumbnails", "decode_thumbnails", "merge_windows", "profile_step"]
+if TYPE_CHECKING:
+    from datakit.pairs.align import Alignment
+    from datakit.pairs.clips import Clip
+    from datakit.pairs.retain import FrameStore
+
+__all__ = [
+    "FrameSummarizer",
+    "PairAnalysis",
+    "ThumbnailCollector",
+    "Thumbnails",
+    "decode_thumbnails",
+    "merge_windows",
+    "profile_step",
+]
 
 BgrCallback = Callable[[int, float, np.ndarray], None]
 """``on_bgr(index, time, bgr_uint8)``: called for every decoded frame with its BGR thumbnail."""
@@ -83,6 +96,23 @@ class Thumbnails:
             kind=self.kind,
             windows=self.windows,
         )
+
+
+@dataclass
+class PairAnalysis:
+    """What an analysis (:func:`datakit.pairs.dense.analyse_dense` or :func:`datakit.pairs.sparse.analyse_sparse`)
+    hands to the clip stage: the alignment, the planned clips, the frames kept for them (or decoded again), how
+    it aligned (``method``), and, from a dense analysis, the cuts and both streams' thumbnails (the clip stage
+    gates and checks the clips' timing on them; a sparse analysis summarizes windows only: ``None``)."""
+
+    alignment: Alignment
+    clips: list[Clip]
+    sdr_store: FrameStore
+    hdr_store: FrameStore
+    method: str
+    cuts: list[int] | None = None
+    thumbs_sdr: Thumbnails | None = None
+    thumbs_hdr: Thumbnails | None = None
 
 
 def merge_windows(windows: Sequence[tuple[float, float]], gap: float = 0.0) -> list[tuple[float, float]]:

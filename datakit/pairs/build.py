@@ -125,20 +125,14 @@ def _build_pair(
         VideoReader(pair.sdr, encoding="sdr", threads=threads) as sdr_reader,
     ):
         started = time.perf_counter()
-        if sparse:
-            analysed = analyse_sparse(recipe, sdr_reader, hdr_reader, memory_bytes=frame_memory_bytes())
-            alignment, clips = analysed.alignment, analysed.clips
-            sdr_store, hdr_store = analysed.sdr_store, analysed.hdr_store
-            cuts, thumbs_sdr, method = None, None, f"sparse ({analysed.method})"
-        else:
-            dense = analyse_dense(recipe, sdr_reader, hdr_reader, memory_bytes=frame_memory_bytes())
-            alignment, cuts, clips, thumbs_sdr = dense.alignment, dense.cuts, dense.clips, dense.thumbs_sdr
-            sdr_store, hdr_store = dense.sdr_store, dense.hdr_store
-            method = "dense (whole streams)"
+        analyse = analyse_sparse if sparse else analyse_dense
+        analysed = analyse(recipe, sdr_reader, hdr_reader, memory_bytes=frame_memory_bytes())
+        alignment, clips, cuts = analysed.alignment, analysed.clips, analysed.cuts
+        sdr_store, hdr_store = analysed.sdr_store, analysed.hdr_store
         status: dict[str, Any] = {
             "state": "done",
             "split": split,
-            "alignment": {**alignment.to_dict(), "method": method},
+            "alignment": {**alignment.to_dict(), "method": analysed.method},
             "hdr": info_hdr.to_dict(),
             "sdr": info_sdr.to_dict(),
             "warnings": list(warnings),
@@ -151,8 +145,8 @@ def _build_pair(
         status["cuts"] = list(cuts) if cuts is not None else None
         status["clips_planned"] = len(clips)
         context = _PairContext(
-            pair, recipe, digest, folder, split, info_hdr, info_sdr, alignment, thumbs_sdr, rejected,
-            sdr_store, hdr_store,
+            pair, recipe, digest, folder, split, info_hdr, info_sdr, alignment, analysed.thumbs_sdr, rejected,
+            sdr_store, hdr_store, analysed.thumbs_hdr,
         )  # fmt: skip
         analysed_at = time.perf_counter()
         records = _clip_samples(context, clips)
@@ -162,6 +156,7 @@ def _build_pair(
             **context.timings,
         }
         status["frames_decoded_again"] = {"sdr": sdr_store.redecoded, "hdr": hdr_store.redecoded}
+        status["clips_moved_in_time"] = context.moved_in_time
     status["rejected"] = dict(sorted(rejected.items()))
     status["clips_kept"] = len({tuple(r["sdr_frames"]) for r in records})
     status.update(sdr_in_pq_status(status["rejected"], status["clips_kept"], pair.hdr, info_hdr))
@@ -198,7 +193,9 @@ class _PairContext:
     rejected: Counter[str]
     sdr_store: Any  # datakit.pairs.retain.FrameStore: frames kept by the analysis pass, or decoded again
     hdr_store: Any
+    thumbs_hdr: Any = None  # datakit.pairs.analysis.Thumbnails of the HDR stream (dense), for the clip timing check
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
+    moved_in_time: int = 0  # clips the timing check moved to other HDR frames
 
 
 def _clip_samples(ctx: _PairContext, clips: list[Any]) -> list[dict[str, Any]]:
@@ -294,6 +291,13 @@ def _produce_clips(
         if any(h is None for h in hdr_frames):
             rejected["unmatched_frame"] += 1
             continue
+        shift, temporal_margin = _clip_timing(ctx, clip, hdr_frames)
+        if shift is None:
+            rejected[AMBIGUOUS_TIME] += 1
+            continue
+        if shift:
+            hdr_frames = [h + shift for h in hdr_frames]
+            ctx.moved_in_time += 1
         if thumbs_sdr is not None:
             luma = thumbs_sdr.luma[clip.frames]
             sdr_decoded = sdr_store.get(sdr_frames)
@@ -323,8 +327,33 @@ def _produce_clips(
         hdr_decoded = hdr_store.get(hdr_frames)
         if failure:
             return
-        job = _ClipJob(number, clip, sdr_frames, hdr_frames, sdr_decoded, hdr_decoded)
+        job = _ClipJob(number, clip, sdr_frames, hdr_frames, sdr_decoded, hdr_decoded, temporal_margin)
         pending.put(pool.submit(_render_clip, render, job))
+
+
+AMBIGUOUS_TIME = "ambiguous_time"  # rejection: neither the predicted HDR frames nor their neighbours win clearly
+
+
+def _clip_timing(ctx: _PairContext, clip: Any, hdr_frames: list[int]) -> tuple[int | None, float | None]:
+    """The temporal check of a clip on the thumbnails the analysis kept (:func:`datakit.pairs.align.
+    check_clip_timing`): ``(shift, margin)``, ``shift`` the HDR frames to move the clip by (0: keep), or None
+    to reject it: no offset wins clearly, and the clip lies where the alignment is uncertain or its thumbnails
+    prefer other HDR frames. ``(0, None)`` when there is nothing to check on (sparse analyses)."""
+    from datakit.pairs.align import check_clip_timing
+
+    if ctx.thumbs_sdr is None or ctx.thumbs_hdr is None:
+        return 0, None
+    n = len(clip.frames)
+    timing = check_clip_timing(ctx.thumbs_hdr, ctx.thumbs_sdr, ctx.alignment.spatial, clip.frames, hdr_frames[:n])
+    if timing is None:
+        return 0, None
+    margin = None if timing.margin is None else round(timing.margin, 2)
+    uncertain = any(ctx.alignment.temporal.is_uncertain(i) for i in clip.frames)
+    if timing.clear:
+        return timing.shift, margin
+    if timing.shift or uncertain:
+        return None, margin
+    return 0, margin
 
 
 _RENDER_THREADS = 2  # clips converted at the same time (OpenCV and numpy release the GIL)
@@ -353,6 +382,7 @@ class _ClipJob:
     hdr_frames: list[int]
     sdr_decoded: list[Any]
     hdr_decoded: list[Any]
+    temporal_margin: float | None = None  # the clip timing check's margin (None: not checked)
 
 
 def _render_clip(ctx: _RenderContext, job: _ClipJob) -> tuple[str | None, list[Sample]]:
@@ -433,6 +463,7 @@ def _render_clip(ctx: _RenderContext, job: _ClipJob) -> tuple[str | None, list[S
                 "refs": len(clip.refs),
                 "ref_offsets": list(clip.ref_offsets),
                 "hdr_stats": stats,
+                "temporal_margin": job.temporal_margin,
             },
         )
         for k, (x0, y0, w, h) in enumerate(boxes)

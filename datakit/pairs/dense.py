@@ -22,36 +22,30 @@ from __future__ import annotations
 import dataclasses
 import math
 import threading
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from datakit.errors import AlignmentError
 from datakit.pairs import analysis
-from datakit.pairs.align import Alignment, TemporalAlignment, align_thumbnails, refine_alignment
+from datakit.pairs.align import (
+    Alignment,
+    DenseMatcher,
+    TemporalAlignment,
+    align_thumbnails,
+    assemble,
+    pair_features,
+    refine,
+)
 from datakit.pairs.clips import Clip, frames_needed, plan_clips
 from datakit.pairs.retain import FrameStore
 from datakit.pairs.scenes import StreamingCuts
 
-__all__ = ["DenseAnalysis", "analyse_dense"]
+__all__ = ["analyse_dense"]
 
 FIRST_GUESS_SECONDS = 3.0  # HDR decoded before the first provisional alignment
 RETRY_SECONDS = 1.0  # ... and between attempts until one is confident
 REFRESH_SECONDS = 60.0  # ... and between refreshes once one is (dropped frames change the offset)
-
-
-@dataclass
-class DenseAnalysis:
-    """What the dense analysis hands to the clip stage."""
-
-    thumbs_sdr: analysis.Thumbnails
-    thumbs_hdr: analysis.Thumbnails
-    cuts: list[int]
-    clips: list[Clip]
-    alignment: Alignment
-    sdr_store: FrameStore
-    hdr_store: FrameStore
 
 
 def _scene_clips(strategy: str, params: dict[str, Any], fps: Any, start: int, end: int) -> list[int]:
@@ -69,20 +63,20 @@ def _sdr_reach(until: float, max_offset: float) -> float:
 def _provisional(
     collector: analysis.ThumbnailCollector, thumbs_sdr: analysis.Thumbnails, until: float, max_offset: float
 ) -> Alignment | None:
-    """Alignment of the HDR decoded so far (``[0, until)`` seconds) with the SDR, or None if not distinct."""
-    from datakit.pairs.align import _similarity_confidence, peak_confidence
-
+    """Alignment of the HDR decoded so far (``[0, until)`` seconds) with the SDR, or None unless its offset is
+    distinct and its frames alike (the SDR frames beyond the decoded HDR are unmatched: coverage is not asked)."""
     partial = collector.snapshot(windows=((0.0, until),))
     keep = np.flatnonzero(thumbs_sdr.times <= _sdr_reach(until, max_offset))
     if keep.size < 8 or partial.count < 8:
         return None
     try:
-        alignment, _ = align_thumbnails(partial, thumbs_sdr.select(keep), max_offset_seconds=max_offset)
+        features = pair_features(partial, thumbs_sdr.select(keep))
+        match = DenseMatcher(max_offset).match(features)
     except AlignmentError:
         return None
-    temporal = alignment.temporal
-    distinct = peak_confidence(temporal.peak_z) >= 0.5
-    return alignment if distinct and _similarity_confidence(temporal.similarity) >= 0.5 else None
+    if min(match.score("distinct"), match.score("similarity")) < 0.5:
+        return None
+    return assemble(features.spatial, match)
 
 
 class _SdrPass(threading.Thread):
@@ -145,7 +139,9 @@ class _SdrPass(threading.Thread):
         self.needed.extend(f for f in final if f not in listed)  # the last scene, and any the end changed
 
 
-def analyse_dense(recipe: dict[str, Any], sdr_reader: Any, hdr_reader: Any, *, memory_bytes: int) -> DenseAnalysis:
+def analyse_dense(
+    recipe: dict[str, Any], sdr_reader: Any, hdr_reader: Any, *, memory_bytes: int
+) -> analysis.PairAnalysis:
     """Run both passes (see the module doc). ``memory_bytes``: budget for kept and waiting frames (both
     streams). Raises :class:`AlignmentError` when the pair cannot be aligned at all."""
     align_cfg = recipe["align"]
@@ -174,8 +170,10 @@ def analyse_dense(recipe: dict[str, Any], sdr_reader: Any, hdr_reader: Any, *, m
             hdr = hdr_store.get([h for _, h in picks])
             return [(h.luma(), s.luma()) for h, s in zip(hdr, sdr, strict=True)]
 
-        alignment = refine_alignment(alignment, matches, kept_lumas, allowed_sdr=sdr_needed or None)
-    return DenseAnalysis(thumbs_sdr, thumbs_hdr, cuts, clips, alignment, sdr_store, hdr_store)
+        alignment = refine(alignment, matches, kept_lumas, allowed_sdr=sdr_needed or None)
+    return analysis.PairAnalysis(
+        alignment, clips, sdr_store, hdr_store, "dense (whole streams)", cuts, thumbs_sdr, thumbs_hdr
+    )
 
 
 def _hdr_pass(hdr_reader: Any, hdr_store: FrameStore, sdr_pass: _SdrPass, align_cfg: dict[str, Any]) -> Any:
