@@ -108,6 +108,7 @@ def _build_pair(
     from datakit.engine import worker_threads
     from datakit.io.probe import probe, require_complete, require_hdr10, require_sdr
     from datakit.io.reader import VideoReader
+    from datakit.pairs import gates
     from datakit.pairs.dense import analyse_dense
     from datakit.pairs.sparse import analyse_sparse
 
@@ -149,7 +150,15 @@ def _build_pair(
             sdr_store, hdr_store, analysed.thumbs_hdr,
         )  # fmt: skip
         analysed_at = time.perf_counter()
-        records = _clip_samples(context, clips)
+        gate = recipe["gates"]
+        status.update(
+            sdr_in_pq_status(pair.hdr, info_hdr, {k: gate[k] for k in ("min_peak_nits", "min_share_above_white")})
+        )
+        if "verdict" in status:  # the title is SDR in a PQ container: none of its clips is HDR
+            rejected[gates.NOT_HDR] += len(clips)
+            records = []
+        else:
+            records = _clip_samples(context, clips)
         status["timings"] = {
             "analysis_seconds": round(analysed_at - started, 2),
             "clips_seconds": round(time.perf_counter() - analysed_at, 2),
@@ -159,7 +168,6 @@ def _build_pair(
         status["clips_moved_in_time"] = context.moved_in_time
     status["rejected"] = dict(sorted(rejected.items()))
     status["clips_kept"] = len({tuple(r["sdr_frames"]) for r in records})
-    status.update(sdr_in_pq_status(status["rejected"], status["clips_kept"], pair.hdr, info_hdr))
     folder.publish_source(pair.pair_id, records, status)
     return {**status, "source_id": pair.pair_id, "samples": len(records)}
 
@@ -386,7 +394,7 @@ class _ClipJob:
 
 
 def _render_clip(ctx: _RenderContext, job: _ClipJob) -> tuple[str | None, list[Sample]]:
-    """The HDR gate, the full-resolution alignment check and the tiles of one clip: ``(reason, [])`` when the
+    """The HDR statistics, the full-resolution alignment check and the tiles of one clip: ``(reason, [])`` when the
     clip is rejected, else ``(None, samples)``. Runs in a render thread.
 
     Whole frames are converted only for the checks, on the centre frame: luminance statistics and the
@@ -402,11 +410,7 @@ def _render_clip(ctx: _RenderContext, job: _ClipJob) -> tuple[str | None, list[S
     clip, hdr_decoded, sdr_decoded = job.clip, job.hdr_decoded, job.sdr_decoded
     centre = len(clip.frames) // 2
     hdr_centre = hdr_decoded[centre].rgb("uint16")
-    stats = gates.hdr_stats(hdr_centre, max_pixels=1 << 16)
-    if gates.is_not_hdr(
-        stats, min_peak_nits=ctx.gates["min_peak_nits"], min_share_above_white=ctx.gates["min_share_above_white"]
-    ):
-        return gates.NOT_HDR, []
+    stats = gates.hdr_stats(hdr_centre, max_pixels=1 << 16)  # recorded per sample; the not_hdr gate is per pair
     # SDR frames already on the whole HDR grid: the centre one, and every frame when the geometry cannot
     # resample a region alone (an SDR larger than the HDR needs the area pre-filter on the whole frame)
     sdr_grids = {centre: _sdr_on_hdr_grid(sdr_decoded[centre], spatial, None, hdr_w, hdr_h)}
