@@ -214,3 +214,27 @@ def test_map_bands_keeps_order_and_inference_mode() -> None:
     with torch.inference_mode():
         out = layers.map_bands(lambda r0, r1: (r0, r1, torch.is_inference_mode_enabled()), bands, workers=3)
     assert [o[:2] for o in out] == bands and all(o[2] for o in out)
+
+
+@pytest.mark.parametrize("shipped", [False, True])
+def test_banded_agcm_matches_reference(shipped) -> None:
+    from datakit.nn.models.agcm import AGCM
+
+    if shipped:
+        from datakit.convert import shipped_checkpoint
+        from datakit.nn.train import load_model
+
+        path = shipped_checkpoint("agcm")
+        if path is None:
+            pytest.skip("no shipped AGCM checkpoint")
+        model = load_model("agcm", path)[0]
+        x = torch.cat([_photo_sdr("forest.exr", 45, 77), torch.rand(1, 3, 45, 77)])
+    else:
+        model = AGCM().eval()
+        x = torch.rand(2, 3, 35, 53)
+    with torch.inference_mode():
+        ref = model.reference_forward(x)
+        out = model(x)
+        odd_bands = model.banded_forward(x, rows=3, workers=2)
+    assert float(ref.std()) > 1e-3
+    assert _max_diff(out, ref) < 1e-5 and _max_diff(odd_bands, ref) < 1e-5
