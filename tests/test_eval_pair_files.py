@@ -162,3 +162,11 @@ def test_eval_refuses_what_is_not_an_hdf5_pair_file(tmp_path, capsys) -> None:
     assert "no such file" in capsys.readouterr().err
     assert main(["eval", "--model", "resnet", "--data", str(text)]) == 2  # no shipped resnet checkpoint
     assert "pass --checkpoint" in capsys.readouterr().err
+
+
+def test_eval_table_names_the_pair_file_not_a_split(tmp_path, capsys) -> None:
+    sdr, hdr = _pairs(["city.exr"], 24, 40)
+    path = _write(tmp_path / "one.h5", sdr=sdr, hdr=hdr)
+    assert main(["eval", "--data", str(path), "--threads", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "1 samples (1 frames) of 1 pair file at full resolution" in out and "split" not in out

@@ -306,6 +306,15 @@ def _fmt(key: str, value: float | None) -> str:
     return {"psnr": f"{value:.2f}", "delta_e_itp": f"{value:.2f}", "temporal": f"{value:.5f}"}.get(key, f"{value:.4f}")
 
 
+def _source_text(result: dict[str, Any]) -> str:
+    """What was scored: the split of the output folders and/or the pair files (which have no splits)."""
+    files = [d for d in result.get("data", []) if Path(d).suffix.lower() in PAIR_FILE_SUFFIXES]
+    parts = [f"split '{result['split']}'"] if len(files) < len(result.get("data", [])) or not files else []
+    if files:
+        parts.append(f"{len(files)} pair file{'s' if len(files) > 1 else ''}")
+    return " and ".join(parts)
+
+
 def format_table(result: dict[str, Any]) -> str:
     """A papers-style table: method, parameters, PSNR, SSIM, SR-SIM, Delta E_ITP, temporal consistency."""
     keys = [*IMAGE_METRICS, "temporal"]
@@ -316,7 +325,7 @@ def format_table(result: dict[str, Any]) -> str:
              "".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()]  # fmt: skip
     tiles = "whole frames" if not result["tile"] else f"tiles {result['tile']} px, overlap {result['overlap']} px"
     lines.append(
-        f"{result['samples']} samples ({result['frames']} frames) of split '{result['split']}' at full resolution, "
+        f"{result['samples']} samples ({result['frames']} frames) of {_source_text(result)} at full resolution, "
         f"{tiles}; PQ codes, uint16 round trip; SSIM data range 1.0; TC in PQ code units"
     )
     return "\n".join(lines)
