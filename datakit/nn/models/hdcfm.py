@@ -34,6 +34,8 @@ not used):
 - DDF kernel 3x3; SKP = 3x3 conv to C/4, ReLU, 1x1 conv to 9 taps; CKP uses the DDF paper's
   squeeze (GAP, 1x1 to C/4, ReLU, 1x1 to 9C) instead of a single 1x1 conv to 9C (which would cost
   9C^2 parameters per block).
+- Inference on CPU (no gradients) runs :meth:`HDCFM.banded_forward`, the same values computed a few rows at a
+  time; training, CUDA and anything that needs gradients run :meth:`HDCFM.reference_forward`.
 - Widths: ``nf=40, stages=3, cond=8, local=32`` give 101,102 parameters, within 0.5 % of the
   public checkpoint's 100,682 (paper: 100.63K). The widths were chosen for that count, not taken
   from the checkpoint.
