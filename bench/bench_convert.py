@@ -1,17 +1,25 @@
 """Benchmark ``datakit convert`` on a generated 1080p SDR clip: model cost, peak memory, end-to-end throughput.
 
 Usage: ``python bench/bench_convert.py [--frames 24] [--models classical,agcm,hdcfm] [--preset medium]
-[--crf 18] [--model-frames 3] [--frames-4k 2] [--no-4k] [--no-e2e] [--threads N]``.
+[--crf 18] [--model-frames 3] [--frames-4k 2] [--repeat 3] [--budget 120] [--no-4k] [--no-e2e] [--threads N]``.
+Short run: ``python bench/bench_convert.py --frames 2 --model-frames 1 --frames-4k 1 --no-e2e``.
 
-Models: those with a shipped checkpoint (``models/NAME/*.pt``), or, when none is shipped yet, ``classical``,
-``agcm`` and ``hdcfm`` with untrained weights (speed and memory do not depend on the weights). For each model,
-in a fresh process each (so that peak figures are that measurement's own):
+Models: ``classical`` and those with a shipped checkpoint (``models/NAME/*.pt``), or, when none is shipped,
+``classical``, ``agcm`` and ``hdcfm`` with untrained weights (speed and memory do not depend on the weights); and
+``hdcfm:reference`` / ``agcm:reference``, the same checkpoints through the models' whole-frame
+``reference_forward`` (the inference path before the banded CPU forward), so that the speed-up is measured in the
+same run on the same machine. For each model, in a fresh process each (so that peak figures are that
+measurement's own):
 
-- model cost at 1080p: CPU seconds (user + system, all threads) and wall seconds per frame of
-  :class:`datakit.convert.FrameConverter` (tensor copies, model, clipping; no decoding or encoding);
-- peak memory at 1080p (whole frames) and at 3840x2160 with 512-pixel tiles: the process's peak resident set
+- model cost at 1080p: CPU seconds (user + system, all threads) and wall seconds per output frame of
+  :class:`datakit.convert.FrameConverter` (tensor copies, model, clipping; no decoding or encoding), the median
+  over ``--repeat`` repetitions of ``--model-frames`` calls (fewer when a measurement passes ``--budget``
+  seconds: the machine is shared, one repetition can be slowed by the others' work);
+- peak memory at 1080p (``datakit convert``'s automatic tiling: whole frames, 512-pixel tiles for KPN-MFI) and at
+  3840x2160 with 512-pixel tiles: the process's peak resident set
   (``ru_maxrss``, everything: Python, torch, libraries), the peak of numpy/Python allocations traced by
   ``tracemalloc`` (torch's CPU allocator is not traced) and ``torch.cuda.max_memory_allocated`` on CUDA;
+- the ratio of the reference path's per-frame cost to the banded path's (CPU and wall seconds);
 - end-to-end: ``convert_video`` on the clip against decode + encode alone (VideoReader -> HDR10Writer with the
   same crf and preset, no model), as seconds and as the ratio of throughputs.
 
@@ -35,6 +43,7 @@ from typing import Any
 import numpy as np
 
 DEFAULT_MODELS = ("classical", "agcm", "hdcfm")
+REFERENCE = ":reference"  # suffix: the model's whole-frame reference_forward instead of its default CPU path
 
 
 def sdr_frame(t: int, width: int, height: int) -> np.ndarray:
@@ -84,9 +93,19 @@ def _cpu_seconds() -> float:
 
 
 def measure_model(
-    name: str, checkpoint: str | None, width: int, height: int, frames: int, tile: int | None, threads: int | None
+    name: str,
+    checkpoint: str | None,
+    width: int,
+    height: int,
+    frames: int,
+    tile: int | None,
+    threads: int | None,
+    repeat: int = 3,
+    budget: float = 120.0,
 ) -> dict[str, Any]:
-    """Child process: per-frame cost and peak memory of the converter at one resolution."""
+    """Child process: per-frame cost (median over repetitions) and peak memory of the converter at one size."""
+    import statistics
+
     import torch
 
     from datakit.convert import FrameConverter, resolve_model
@@ -94,25 +113,36 @@ def measure_model(
     if threads:
         torch.set_num_threads(threads)
     tracemalloc.start()
-    module, name, _ = resolve_model(name, checkpoint, "auto")
+    reference = name.endswith(REFERENCE)
+    module, name, _ = resolve_model(name.removesuffix(REFERENCE), checkpoint, "auto")
+    if reference:
+        module.forward = module.reference_forward  # bench only: the whole-frame path, for the ratio
     conv = FrameConverter(module, name=name, tile=tile)
     # A few distinct frames, reused: the measurement covers the conversion, not picture generation.
     pool = [sdr_frame(t, width, height) for t in range(conv.frames + 1)]
-    conv([pool[: conv.frames]])  # warm-up (allocator, kernels)
+    conv([[sdr_frame(0, 256, 256)] * conv.frames])  # warm-up (allocator, kernels) on a small window
     cuda = torch.cuda.is_available() and conv.device.type == "cuda"
     if cuda:
         torch.cuda.reset_peak_memory_stats()
-    cpu0, wall0 = _cpu_seconds(), time.perf_counter()
-    for t in range(frames):
-        window = [pool[(t + k) % len(pool)] for k in range(conv.frames)]
-        conv([window])
-    if cuda:
-        torch.cuda.synchronize()
-    cpu, wall = _cpu_seconds() - cpu0, time.perf_counter() - wall0
+    cpu_runs, wall_runs = [], []
+    started = time.perf_counter()
+    for _ in range(max(1, repeat)):
+        cpu0, wall0 = _cpu_seconds(), time.perf_counter()
+        for t in range(frames):
+            window = [pool[(t + k) % len(pool)] for k in range(conv.frames)]
+            conv([window])
+        if cuda:
+            torch.cuda.synchronize()
+        outputs = frames * conv.output_frames
+        cpu_runs.append((_cpu_seconds() - cpu0) / outputs)
+        wall_runs.append((time.perf_counter() - wall0) / outputs)
+        if time.perf_counter() - started > budget:
+            break
     _, traced_peak = tracemalloc.get_traced_memory()
     return {
-        "cpu_s_per_frame": cpu / frames,
-        "wall_s_per_frame": wall / frames,
+        "cpu_s_per_frame": statistics.median(cpu_runs),
+        "wall_s_per_frame": statistics.median(wall_runs),
+        "runs": len(cpu_runs),
         "tile": conv.tile_for(height, width),
         "device": str(conv.device),
         "peak_rss_mb": _peak_rss_mb(),
@@ -168,8 +198,8 @@ def _mb(value: float | None) -> str:
 def _model_row(name: str, r: dict) -> str:
     """One line of the model table: CPU and wall seconds per frame, peak RSS, numpy peak (and CUDA peak)."""
     return (
-        f"{name:<10} {r['cpu_s_per_frame']:>11.3f} {r['wall_s_per_frame']:>12.3f} "
-        f"{_mb(r['peak_rss_mb']):>10} {_mb(r['tracemalloc_peak_mb']):>11}"
+        f"{name:<16} {r['cpu_s_per_frame']:>11.3f} {r['wall_s_per_frame']:>12.3f} "
+        f"{_mb(r['peak_rss_mb']):>10} {_mb(r['tracemalloc_peak_mb']):>11}  median of {r['runs']}"
         + (f"  cuda {_mb(r['cuda_peak_mb'])}" if r["cuda_peak_mb"] is not None else "")
     )
 
@@ -182,6 +212,9 @@ def main() -> None:
     parser.add_argument("--crf", type=float, default=18, help="libx265 crf for the end-to-end runs (18)")
     parser.add_argument("--model-frames", type=int, default=3, help="frames timed per model at 1080p (3)")
     parser.add_argument("--frames-4k", type=int, default=2, help="frames timed per model at 4K (2)")
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions per measurement; the median is shown (3)")
+    parser.add_argument("--budget", type=float, default=120.0, help="seconds after which no repetition starts (120)")
+    parser.add_argument("--no-reference", action="store_true", help="skip the reference-path rows and ratios")
     parser.add_argument("--no-4k", action="store_true", help="skip the 4K measurements")
     parser.add_argument("--no-e2e", action="store_true", help="skip the end-to-end convert_video runs")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
@@ -196,29 +229,41 @@ def main() -> None:
             names = [n.strip() for n in args.models.split(",") if n.strip()]
         else:
             shipped = sorted(p.name for p in models_dir().iterdir() if p.is_dir() and shipped_checkpoint(p.name))
-            names = shipped if models_dir().is_dir() and shipped else list(DEFAULT_MODELS)
+            names = ["classical", *shipped] if models_dir().is_dir() and shipped else list(DEFAULT_MODELS)
         checkpoints: dict[str, str | None] = {}
         for name in names:
             if name == "classical" or shipped_checkpoint(name):
                 checkpoints[name] = None
             else:
                 checkpoints[name] = str(untrained_checkpoint(name, folder))
+        references = [] if args.no_reference else [n for n in ("agcm", "hdcfm") if n in names]
+        for name in references:
+            checkpoints[name + REFERENCE] = checkpoints[name]
         t0 = time.perf_counter()
         clip = make_clip(folder / "sdr1080.mp4", args.frames)
         print(f"clip: 1920x1080 SDR H.264, {args.frames} frames ({time.perf_counter() - t0:.1f} s to make)")
         print(f"cores: {os.cpu_count()}; models: {', '.join(names)} (untrained unless shipped)\n")
 
-        header = f"{'model':<10} {'cpu s/frame':>11} {'wall s/frame':>12} {'peak RSS':>10} {'numpy peak':>11}"
-        print("model cost and memory at 1920x1080 (whole frames):")
+        header = f"{'model':<16} {'cpu s/frame':>11} {'wall s/frame':>12} {'peak RSS':>10} {'numpy peak':>11}"
+        print("model cost and memory at 1920x1080 (convert's automatic tiling: whole frames, KPN-MFI 512 px tiles):")
         print(header)
-        for name in names:
-            r = in_child(measure_model, name, checkpoints[name], 1920, 1080, args.model_frames, 0, args.threads)
+        rows: dict[str, dict[str, Any]] = {}
+        timing = (args.threads, args.repeat, args.budget)
+        for name in [*names, *(n + REFERENCE for n in references)]:
+            r = in_child(measure_model, name, checkpoints[name], 1920, 1080, args.model_frames, None, *timing)
+            rows[name] = r
             print(_model_row(name, r) + f"  [{r['device']}, {r['torch_threads']} threads]")
+        for name in references:
+            new, old = rows[name], rows[name + REFERENCE]
+            print(
+                f"{name}: reference / default path = {old['cpu_s_per_frame'] / new['cpu_s_per_frame']:.1f}x CPU "
+                f"seconds, {old['wall_s_per_frame'] / new['wall_s_per_frame']:.1f}x wall seconds per 1080p frame"
+            )
         if not args.no_4k:
-            print("\nat 3840x2160, tiles of 512 px (overlap 32):")
+            print("\nat 3840x2160, tiles of 512 px (overlap 32; default paths only):")
             print(header)
             for name in names:
-                r = in_child(measure_model, name, checkpoints[name], 3840, 2160, args.frames_4k, 512, args.threads)
+                r = in_child(measure_model, name, checkpoints[name], 3840, 2160, args.frames_4k, 512, *timing)
                 print(_model_row(name, r))
         if not args.no_e2e:
             print(f"\nend to end on the clip (libx265 preset {args.preset}, crf {args.crf:g}):")

@@ -12,11 +12,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="score a model on the test split: PSNR, SSIM, SR-SIM, ΔE_ITP, temporal consistency",
         description="Run a model on every test sample at full resolution (overlapping tiles, blended) and print "
         "the papers' metrics on PQ code values (JSON: an infinite PSNR is written as null). "
-        "Without --model and --checkpoint the classical conversion is scored.",
+        "Without --model and --checkpoint the classical conversion is scored; --model NAME alone scores the shipped "
+        "checkpoint models/NAME/*.pt, as datakit convert uses it. --data takes output folders of build / synth "
+        "and plain HDF5 pair files (.h5/.hdf5): sdr (N, T, H, W, 3) or (N, H, W, 3) uint8 BT.709 R'G'B', "
+        "hdr the same shape uint16 PQ code x 65535; every sample of a pair file is scored.",
     )
     p.add_argument("--model", help="registered model name (default: from the checkpoint, else classical)")
-    p.add_argument("--checkpoint", metavar="CKPT", help="checkpoint from datakit train (or a bare state dict)")
-    p.add_argument("--data", nargs="+", required=True, metavar="DIR", help="output folder(s) of build / synth")
+    p.add_argument(
+        "--checkpoint",
+        metavar="CKPT",
+        help="checkpoint from datakit train (or a bare state dict); default: the shipped models/NAME/*.pt",
+    )
+    p.add_argument(
+        "--data", nargs="+", required=True, metavar="PATH", help="output folder(s) of build / synth, or HDF5 pair files"
+    )
     p.add_argument("--split", default="test", help="split to score (default: test)")
     p.add_argument("--tile", type=int, default=512, help="tile size in pixels; 0 = whole frames (default 512)")
     p.add_argument("--overlap", type=int, default=32, help="tile overlap in pixels (default 32)")

@@ -20,13 +20,23 @@ Contents and their sources (all written from the papers' descriptions):
 - :class:`LargeKernelResBlock`: DSLNet's LKRB, ``x + Conv3x3(ReLU(DW17x17(ReLU(x))))`` (DSLNet Eq. 8).
 - :class:`SelfAttention2d`: SAGAN self-attention (Zhang et al., ICML 2019), used by KPN-MFI.
 - :func:`apply_pixel_kernels`: per-pixel, per-channel k x k filtering of an image (KPN-MFI Eq. 3).
+- :func:`row_bands`, :func:`rows_with_halo`, :func:`bilinear_bands`, :func:`pointwise`,
+  :func:`conv3x3_rows`, :func:`filter_rows`: the pieces of band-wise inference
+  (a frame processed a few rows at a time, so that the intermediate maps of a full-resolution layer stay in
+  the CPU's caches instead of making one pass over memory per operation).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+T = TypeVar("T")
 
 __all__ = [
     "ColorBlock",
@@ -36,11 +46,18 @@ __all__ = [
     "LargeKernelResBlock",
     "SelfAttention2d",
     "apply_pixel_kernels",
+    "bilinear_bands",
+    "conv3x3_rows",
     "crop_to",
     "dynamic_filter",
+    "filter_rows",
     "kaiming_scale_",
+    "map_bands",
     "modulate",
     "pad_to_multiple",
+    "pointwise",
+    "row_bands",
+    "rows_with_halo",
 ]
 
 
@@ -96,6 +113,14 @@ class ColorBlock(nn.Module):
             return self.conv(self.pool(self.act(self.norm(x))))
         return self.norm(self.act(self.pool(self.conv(x))))
 
+    def pooled_first(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` (``norm_first=False``) with the pooling before the 1x1 convolution: the same function
+        (each pooled value is a mean, whose weights sum to one, and the convolution is per pixel), with the
+        convolution at a quarter of the positions and the pooling over the input's channels (inference)."""
+        if self.norm_first:
+            return self.forward(x)
+        return self.norm(self.act(self.conv(self.pool(x))))
+
 
 class _FilterNorm(nn.Module):
     """Filter normalization of DDF: standardize each predicted filter over its taps, then apply a
@@ -113,6 +138,14 @@ class _FilterNorm(nn.Module):
         shape = [1] * f.dim()
         shape[tap_dim] = -1
         return f * self.gain.view(shape) + self.offset.view(shape)
+
+    def standardize_taps(self, f: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` for taps on axis 1 of ``(B, K*K, H, W)``, the deviation computed explicitly (faster
+        than ``std`` on CPU; inference)."""
+        d = f - f.mean(dim=1, keepdim=True)
+        std = d.square().mean(dim=1, keepdim=True).sqrt_()
+        d.div_(std.add_(1e-5))
+        return torch.addcmul(self.offset.view(1, -1, 1, 1), d, self.gain.view(1, -1, 1, 1))
 
 
 class DecoupledDynamicFilter(nn.Module):
@@ -162,9 +195,102 @@ class DecoupledDynamicFilter(nn.Module):
         spatial, channel = self.kernels(x)
         return dynamic_filter(x, spatial, channel, self.k) + self.bias.view(1, -1, 1, 1)
 
+    @property
+    def halo(self) -> int:
+        """Rows of context above and below that :meth:`forward_rows` needs (``K // 2``)."""
+        return self.k // 2
+
+    def channel_kernel(self, mean: torch.Tensor) -> torch.Tensor:
+        """Channel kernel ``(B, C, K*K)`` from the input's global average ``(B, C)`` (what CKP's GAP gives)."""
+        b, c = mean.shape
+        return self.channel_norm(self.ckp(mean[:, :, None, None]).view(b, c, self.k * self.k), tap_dim=2)
+
+    def forward_rows(self, rows: torch.Tensor, channel: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """The DDF of a band of rows, the same values as :meth:`forward` gives there (inference only).
+
+        ``rows``: ``(B, C, R + 2 * halo, W)``, the band with :attr:`halo` rows of context above and below (zeros
+        beyond the frame, as :func:`rows_with_halo` cuts it); ``channel``: :meth:`channel_kernel` of the whole
+        frame's mean. Returns ``(B, C, R, W)``, written into ``out`` when given.
+        """
+        return filter_rows(rows, self.spatial_rows(rows), channel, self.k, self.bias, out)
+
+    def spatial_rows(self, rows: torch.Tensor) -> torch.Tensor:
+        """The spatial kernel ``(B, K*K, R, W)`` of a band cut as :meth:`forward_rows` takes it."""
+        r = self.halo
+        inner = rows[:, :, r - 1 : rows.shape[2] - r + 1]  # the 3x3 SKP convolution needs one row each side
+        hidden = conv3x3_rows(inner, self.skp[0].weight, self.skp[0].bias).clamp_min_(0.0)
+        return self.spatial_norm.standardize_taps(pointwise(hidden, self.skp[2].weight, self.skp[2].bias))
+
+    def projected_rows(
+        self, rows: torch.Tensor, channel: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
+    ) -> torch.Tensor:
+        """``conv1x1(DDF(x))`` of a band (``weight`` ``(O, C, 1, 1)``, ``bias`` ``(O,)``) without the DDF's output.
+
+        The projection is linear and the channel kernel acts per channel, so
+        ``sum_c w[o, c] (b[c] + sum_t S_t K[c, t] x_c(p + t)) = w b + sum_t S_t (sum_c w[o, c] K[c, t] x_c)(p + t)``:
+        one matrix product gives the ``O * K*K`` projected maps, and the taps run over ``O`` maps instead of ``C``
+        (the context block's logits: one map instead of 40). ``rows`` and ``channel`` as for :meth:`forward_rows`.
+        """
+        b, c, _, w = rows.shape
+        o, taps = weight.shape[0], self.k * self.k
+        spatial = self.spatial_rows(rows)
+        mix = (weight[None, :, :, 0, 0, None] * channel[:, None]).permute(0, 1, 3, 2).reshape(b, o * taps, c)
+        projected = torch.matmul(mix, rows.reshape(b, c, -1)).view(b, o, taps, rows.shape[2], w)
+        out = (bias + weight[:, :, 0, 0] @ self.bias).view(1, o, 1, 1).expand(b, o, *spatial.shape[-2:]).clone()
+        height, r = spatial.shape[-2], self.halo
+        for t in range(taps):
+            dy, dx = divmod(t, self.k)
+            dst, src = _column_shift(dx - r, w)
+            out[..., dst].addcmul_(projected[:, :, t, dy : dy + height, src], spatial[:, t : t + 1, :, dst])
+        return out
+
+
+def _column_shift(dx: int, width: int) -> tuple[slice, slice]:
+    """Output and input columns of a tap ``dx`` columns to the right, zeros outside ``[0, width)``:
+    ``out[..., dst]`` is updated from ``x[..., src]``."""
+    return (slice(0, width - dx), slice(dx, width)) if dx >= 0 else (slice(-dx, width), slice(0, width + dx))
+
+
+def filter_rows(
+    rows: torch.Tensor,
+    spatial: torch.Tensor,
+    channel: torch.Tensor,
+    k: int,
+    bias: torch.Tensor,
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Decoupled kernels applied to a band: ``bias + sum_t spatial[:, t] * channel[:, :, t] * shift_t(x)``.
+
+    ``rows`` ``(B, C, R + k - 1, W)`` holds ``k // 2`` rows of context above and below the band (zero rows
+    beyond the frame); ``spatial`` ``(B, k*k, R, W)``; ``channel`` ``(B, C, k*k)``; ``bias`` ``(C,)``. Columns
+    outside the frame count as zeros: each tap updates only the columns its shifted input covers, so nothing
+    is padded. Returns ``(B, C, R, W)`` (written into ``out`` when given); the same sum as :func:`dynamic_filter`
+    (inference only).
+    """
+    r = k // 2
+    height, width = spatial.shape[-2:]
+    centre = (k * k) // 2
+    scaled = torch.mul(rows[:, :, r : r + height], channel[:, :, centre, None, None])
+    if out is None:
+        out = torch.empty_like(scaled)
+    torch.addcmul(bias.view(1, -1, 1, 1), scaled, spatial[:, centre : centre + 1], out=out)
+    for t in range(k * k):
+        if t == centre:
+            continue
+        dy, dx = divmod(t, k)
+        dst, src = _column_shift(dx - r, width)
+        part = scaled[..., dst]
+        torch.mul(rows[:, :, dy : dy + height, src], channel[:, :, t, None, None], out=part)
+        out[..., dst].addcmul_(part, spatial[:, t : t + 1, :, dst])
+    return out
+
 
 def dynamic_filter(x: torch.Tensor, spatial: torch.Tensor, channel: torch.Tensor, k: int) -> torch.Tensor:
-    """Apply decoupled kernels: ``sum_t spatial[:, t] * channel[:, :, t] * shift_t(x)`` (zero padding)."""
+    """Apply decoupled kernels: ``sum_t spatial[:, t] * channel[:, :, t] * shift_t(x)`` (zero padding).
+
+    The whole-frame form (training and the reference inference path); :meth:`DecoupledDynamicFilter.forward_rows`
+    computes the same a band at a time.
+    """
     h, w = x.shape[-2:]
     r = k // 2
     xp = F.pad(x, (r, r, r, r))
@@ -239,9 +365,12 @@ class DynamicContextBlock(nn.Module):
         b, c = x.shape[:2]
         attn = self.logits(self.ddf(x)).view(b, 1, -1).softmax(dim=-1)  # (B, 1, HW)
         context = torch.bmm(x.view(b, c, -1), attn.transpose(1, 2)).view(b, c)  # (B, C)
+        return x + self.transform(context).view(b, c, 1, 1)
+
+    def transform(self, context: torch.Tensor) -> torch.Tensor:
+        """ChannelConv: the context vector ``(B, C)`` to what is added to every position ``(B, C)``."""
         context = context * (2.0 * torch.sigmoid(self.gate(context)))
-        t = self.up(F.relu(self.norm(self.down(context))))
-        return x + t.view(b, c, 1, 1)
+        return self.up(F.relu(self.norm(self.down(context))))
 
 
 class LargeKernelResBlock(nn.Module):
@@ -309,3 +438,111 @@ def kaiming_scale_(module: nn.Module, scale: float) -> None:
             m.weight.data.mul_(scale)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
+
+
+def pointwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """A 1x1 convolution (``weight`` ``(C_out, C_in, 1, 1)``) as one matrix product over the positions.
+
+    ``x``: ``(B, C_in, R, W)`` whose ``R x W`` positions form one stride (a band of rows of a whole frame is);
+    ``bias``: ``(C_out,)`` or per sample ``(B, C_out)``. Faster than ``conv2d`` on CPU for these few channels.
+    """
+    b, _, h, w = x.shape
+    y = torch.matmul(weight[:, :, 0, 0], x.reshape(b, x.shape[1], h * w)).view(b, -1, h, w)
+    if bias is not None:
+        y.add_(bias[None, :, None, None] if bias.dim() == 1 else bias[:, :, None, None])
+    return y
+
+
+def conv3x3_rows(rows: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """A 3x3 convolution of a band, zero-padded in columns only: ``rows`` ``(B, C, R + 2, W)`` (one row of context
+    above and below) -> ``(B, C_out, R, W)``; the same as ``conv2d(rows, weight, bias, padding=(0, 1))``.
+
+    Computed as three matrix products (one per kernel row, all three kernel columns at once) and shifted sums,
+    which on CPU is about twice as fast as ``conv2d`` on bands of a few rows.
+    """
+    b, c, h2, w = rows.shape
+    h = h2 - 2
+    c_out = weight.shape[0]
+    per_row = weight.permute(2, 3, 0, 1).reshape(3, 3 * c_out, c)  # [kernel row, (kernel column, out), in]
+    out = None
+    for dy in range(3):
+        y = torch.matmul(per_row[dy], rows[:, :, dy : dy + h].reshape(b, c, h * w)).view(b, 3, c_out, h, w)
+        if out is None:
+            out = y[:, 1] if bias is None else y[:, 1].add(bias.view(1, -1, 1, 1))
+        else:
+            out += y[:, 1]
+        out[..., 1:] += y[:, 0, ..., :-1]
+        out[..., :-1] += y[:, 2, ..., 1:]
+    assert out is not None
+    return out
+
+
+def map_bands(fn: Callable[[int, int], T], bands: list[tuple[int, int]], workers: int = 1) -> list[T]:
+    """``[fn(r0, r1) for r0, r1 in bands]`` run by ``workers`` threads, each on a contiguous run of bands.
+
+    Meanwhile torch's own operations run single-threaded (``torch.set_num_threads(1)``, restored afterwards):
+    the bands are small, and on a CPU a few thousand small operations each split over OpenMP threads spend
+    their time at the threads' barriers (on a shared machine, where one thread may wait for a core, a
+    frame took 9x longer than whole-frame operations). The threads inherit the caller's inference or no-grad
+    mode. ``workers=1`` runs ``fn`` in the calling thread.
+    """
+    workers = max(1, min(workers, len(bands)))
+    if workers == 1:
+        return [fn(r0, r1) for r0, r1 in bands]
+    inference = torch.is_inference_mode_enabled()
+    runs = [bands[i * len(bands) // workers : (i + 1) * len(bands) // workers] for i in range(workers)]
+
+    def run(part: list[tuple[int, int]]) -> list[T]:
+        with torch.inference_mode() if inference else torch.no_grad():
+            return [fn(r0, r1) for r0, r1 in part]
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(workers, thread_name_prefix="datakit-bands") as pool:
+            return [result for part in pool.map(run, runs) for result in part]
+    finally:
+        torch.set_num_threads(threads)
+
+
+def row_bands(height: int, rows: int) -> list[tuple[int, int]]:
+    """``[r0, r1)`` bands of at most ``rows`` rows covering ``[0, height)``."""
+    return [(r0, min(r0 + rows, height)) for r0 in range(0, height, max(1, rows))]
+
+
+def rows_with_halo(x: torch.Tensor, r0: int, r1: int, halo: int) -> torch.Tensor:
+    """Rows ``r0 - halo .. r1 + halo`` of ``x`` ``(..., H, W)``, zero rows where they fall outside the frame
+    (the zero padding a ``padding=halo`` convolution of the whole frame sees). A view when none is outside."""
+    height = x.shape[-2]
+    lo, hi = max(r0 - halo, 0), min(r1 + halo, height)
+    band = x[..., lo:hi, :]
+    top, bottom = halo - (r0 - lo), halo - (hi - r1)
+    return F.pad(band, (0, 0, top, bottom)) if top or bottom else band
+
+
+def _linear_weights(n_in: int, n_out: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Source indices and weights of 1-D linear resampling ``n_in -> n_out`` with ``align_corners=False``
+    (half-pixel centres, the source coordinate clamped at 0: the convention of ``F.interpolate``)."""
+    src = ((torch.arange(n_out, dtype=torch.float64, device=device) + 0.5) * (n_in / n_out) - 0.5).clamp_(min=0.0)
+    i0 = src.floor().long().clamp_(max=n_in - 1)
+    i1 = (i0 + 1).clamp_(max=n_in - 1)
+    return i0, i1, (src - i0).float()
+
+
+def bilinear_bands(low: torch.Tensor, size: tuple[int, int]) -> Callable[[int, int], torch.Tensor]:
+    """Bands of ``F.interpolate(low, size, mode="bilinear", align_corners=False)`` without the whole map.
+
+    ``low``: ``(B, C, h, w)``. Returns ``band(r0, r1)`` giving output rows ``r0 .. r1``. The rows are interpolated
+    once, at the low width (two source rows per output row, ``(B, C, H, w)``); the columns of each band by
+    ``F.interpolate`` itself on the ``(B, C, r1 - r0, w)`` band, whose rows it then leaves as they are.
+    """
+    i0, i1, frac = _linear_weights(low.shape[-2], size[0], low.device)
+    rows = torch.lerp(low[:, :, i0], low[:, :, i1], frac[:, None].to(low.dtype))
+    # Channels-last: PyTorch's bilinear kernel vectorizes over channels there (5x faster on CPU than over
+    # columns); the bands come out channels-last and are read as such.
+    rows = rows.contiguous(memory_format=torch.channels_last)
+
+    def band(r0: int, r1: int) -> torch.Tensor:
+        return F.interpolate(rows[:, :, r0:r1], size=(r1 - r0, size[1]), mode="bilinear", align_corners=False)
+
+    return band

@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from datakit.nn.layers import ColorBlock, modulate
+from datakit.nn.layers import ColorBlock, map_bands, modulate, row_bands
 from datakit.nn.registry import register_model
 
 __all__ = ["AGCM", "ConditionNet"]
@@ -73,6 +73,12 @@ class AGCM(nn.Module):
         self.act = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training or torch.is_grad_enabled() or x.device.type != "cpu":
+            return self.reference_forward(x)
+        return self.banded_forward(x)
+
+    def reference_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The network as described above (training, CUDA, and the baseline of :meth:`banded_forward`)."""
         c = self.condition(x)
 
         def gfm(y: torch.Tensor, scale: nn.Linear, shift: nn.Linear) -> torch.Tensor:
@@ -81,3 +87,35 @@ class AGCM(nn.Module):
         y = self.act(gfm(self.conv1(x), self.scale1, self.shift1))
         y = self.act(gfm(self.conv2(y), self.scale2, self.shift2))
         return gfm(self.conv3(y), self.scale3, self.shift3)
+
+    def banded_forward(self, x: torch.Tensor, rows: int = 8, workers: int | None = None) -> torch.Tensor:
+        """:meth:`reference_forward`'s values for CPU inference, without its full-resolution 64-channel maps.
+
+        Each GFM is folded into its convolution, per sample: ``(W x + b) * s + t = (s W) x + (s b + t)``, so the
+        base network is three matrix products with a bias and a ReLU, run on bands of ``rows`` rows whose
+        intermediate maps stay in cache (:func:`datakit.nn.layers.map_bands`; the reference makes eight
+        whole-frame passes, ``conv2d``'s 1x1 path copying its input each time). The condition network pools
+        before each colour block's 1x1 convolution (:meth:`ColorBlock.pooled_first`, the same function).
+        """
+        feats = x
+        for block in self.condition.features:
+            feats = block.pooled_first(feats)
+        c = self.condition.head(feats).flatten(1)
+        folded = []
+        for conv, scale, shift in ((self.conv1, self.scale1, self.shift1), (self.conv2, self.scale2, self.shift2),
+                                   (self.conv3, self.scale3, self.shift3)):  # fmt: skip
+            s, t = scale(c), shift(c)  # (B, C_out)
+            folded.append((conv.weight[None, :, :, 0, 0] * s[:, :, None], conv.bias * s + t))
+        b, _, h, w = x.shape
+        out = x.new_empty((b, 3, h, w))
+
+        def band(r0: int, r1: int) -> None:
+            y = x[:, :, r0:r1].reshape(b, 3, -1)
+            for i, (weight, bias) in enumerate(folded):
+                y = torch.baddbmm(bias[:, :, None], weight, y)
+                if i < len(folded) - 1:
+                    y.clamp_min_(0.0)  # ReLU
+            out[:, :, r0:r1] = y.view(b, 3, r1 - r0, w)
+
+        map_bands(band, row_bands(h, rows), workers or torch.get_num_threads())
+        return out

@@ -34,6 +34,8 @@ not used):
 - DDF kernel 3x3; SKP = 3x3 conv to C/4, ReLU, 1x1 conv to 9 taps; CKP uses the DDF paper's
   squeeze (GAP, 1x1 to C/4, ReLU, 1x1 to 9C) instead of a single 1x1 conv to 9C (which would cost
   9C^2 parameters per block).
+- Inference on CPU (no gradients) runs :meth:`HDCFM.banded_forward`, the same values computed a few rows at a
+  time; training, CUDA and anything that needs gradients run :meth:`HDCFM.reference_forward`.
 - Widths: ``nf=40, stages=3, cond=8, local=32`` give 101,102 parameters, within 0.5 % of the
   public checkpoint's 100,682 (paper: 100.63K). The widths were chosen for that count, not taken
   from the checkpoint.
@@ -45,10 +47,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from datakit.nn.layers import ColorBlock, DecoupledDynamicFilter, DynamicContextBlock, modulate
+from datakit.nn.layers import (
+    ColorBlock,
+    DecoupledDynamicFilter,
+    DynamicContextBlock,
+    bilinear_bands,
+    map_bands,
+    modulate,
+    pointwise,
+    row_bands,
+    rows_with_halo,
+)
 from datakit.nn.registry import register_model
 
-__all__ = ["DYCT", "HDCFM", "HME"]
+__all__ = ["BAND_ROWS", "DYCT", "HDCFM", "HME"]
+
+BAND_ROWS = 4
+"""Rows per band of :meth:`HDCFM.banded_forward` on CPU: a band of the 40-channel maps of a 1920-pixel frame
+(1.2 MB) stays in a core's L2 cache; 8 rows measured 3-5x slower per tap here, 2 rows no faster."""
 
 
 class DYCT(nn.Module):
@@ -96,18 +112,33 @@ class HME(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[tuple[torch.Tensor, ...]]]:
         size = x.shape[-2:]
-        fd5 = self.trunk(x)
-        g = self.global_head(fd5).flatten(1)
-        loc = self.local_head(fd5)
+        g, vectors = self.low_res(x)
 
         def up(t: torch.Tensor) -> torch.Tensor:
             return F.interpolate(t, size=size, mode="bilinear", align_corners=False)
 
+        return g, [(ga, gb, up(la), up(lb)) for ga, gb, la, lb in vectors]
+
+    def low_res(
+        self, x: torch.Tensor, *, pooled_first: bool = False
+    ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, ...]]]:
+        """As :meth:`forward`, with the local vectors at ``F_D5``'s 1/32 resolution (not yet upsampled).
+
+        ``pooled_first``: the colour blocks pool before their 1x1 convolution (:meth:`ColorBlock.pooled_first`,
+        the same function at a fraction of the cost; inference)."""
+        if pooled_first:
+            fd5 = x
+            for block in self.trunk:
+                fd5 = block.pooled_first(fd5)
+        else:
+            fd5 = self.trunk(x)
+        g = self.global_head(fd5).flatten(1)
+        loc = self.local_head(fd5)
         out = []
         for gs, gb, ls, lb in zip(
             self.global_scale, self.global_shift, self.local_scale, self.local_shift, strict=True
         ):
-            out.append((gs(g)[:, :, None, None], gb(g)[:, :, None, None], up(ls(loc)), up(lb(loc))))
+            out.append((gs(g)[:, :, None, None], gb(g)[:, :, None, None], ls(loc), lb(loc)))
         return g, out
 
 
@@ -140,8 +171,101 @@ class HDCFM(nn.Module):
         nn.init.constant_(self.out_scale.bias, 1.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training or torch.is_grad_enabled() or x.device.type != "cpu":
+            return self.reference_forward(x)
+        return self.banded_forward(x)
+
+    def reference_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The network as written above, whole-frame tensors throughout: training, CUDA, and the baseline the
+        banded CPU path is checked and timed against."""
         g, vectors = self.hme(x)
         f = x
         for conv, dyct, v in zip(self.convs, self.dyct, vectors, strict=True):
             f = dyct(F.relu(hierarchical_modulation(conv(f), v)))
         return modulate(self.out(f), self.out_scale(g)[:, :, None, None], self.out_shift(g)[:, :, None, None])
+
+    def banded_forward(self, x: torch.Tensor, rows: int = BAND_ROWS, workers: int | None = None) -> torch.Tensor:
+        """:meth:`reference_forward`'s values computed a band of ``rows`` rows at a time (inference on CPU).
+
+        Every full-resolution layer of a stage is local (1x1 convolutions, the 3x3 SKP, the 3x3 DDF) except three
+        whole-frame reductions: the GAP of each DDF's input (its channel kernel) and the context block's softmax-
+        weighted sum. A stage is therefore three passes over the frame, each band's intermediate maps staying in
+        cache (the reference makes one pass over memory per operation, about 25 per DDF):
+
+        1. ``a = ReLU(HM(conv(f)))``, stored, and its sum; the local vectors are upsampled band by band
+           (:func:`bilinear_bands`), HM folded into one scale and one shift;
+        2. ``y = DDF_1(a)`` (channel kernel from the mean of ``a``), stored, and its sum;
+        3. the context logits ``conv1x1(DDF_2(y))``, computed without ``DDF_2(y)``
+           (:meth:`DecoupledDynamicFilter.projected_rows`: the taps run on one map instead of 40), and the
+           band's share of the softmax-weighted context (its maximum logit and rescaled sums). The block's
+           output ``y + t`` is never stored: ``t`` goes into the bias of the next 1x1 convolution.
+
+        ``workers`` threads (default: torch's intra-op thread count) each take a run of bands, torch's own ops
+        single-threaded meanwhile (:func:`map_bands`). Memory: two ``(B, nf, H, W)`` maps.
+        """
+        b, _, h, w = x.shape
+        workers = workers or torch.get_num_threads()
+        bands = row_bands(h, rows)
+        g, vectors = self.hme.low_res(x, pooled_first=True)
+        src, shift_in = x, None  # the stage's input is src + shift_in (a per-channel constant)
+        buf_a = x.new_empty((b, self.convs[0].weight.shape[0], h, w))
+        buf_y = torch.empty_like(buf_a)
+        for conv, dyct, v in zip(self.convs, self.dyct, vectors, strict=True):
+            shift_in = self._banded_stage(src, shift_in, conv, dyct, v, buf_a, buf_y, bands, workers)
+            src = buf_y  # read by the next stage's pass 1 before its pass 2 overwrites it
+        assert shift_in is not None
+        y = pointwise(src, self.out.weight, self.out.bias + shift_in @ self.out.weight[:, :, 0, 0].T)
+        return modulate(y, self.out_scale(g)[:, :, None, None], self.out_shift(g)[:, :, None, None])
+
+    @staticmethod
+    def _banded_stage(
+        src: torch.Tensor,
+        shift_in: torch.Tensor | None,
+        conv: nn.Conv2d,
+        dyct: DYCT,
+        vectors: tuple[torch.Tensor, ...],
+        buf_a: torch.Tensor,
+        buf_y: torch.Tensor,
+        bands: list[tuple[int, int]],
+        workers: int,
+    ) -> torch.Tensor:
+        """One stage of :meth:`banded_forward`: reads ``src + shift_in``, leaves ``y`` in ``buf_y`` and returns
+        the context block's ``t`` (the stage's output is ``buf_y + t``)."""
+        b, h, w = src.shape[0], src.shape[2], src.shape[3]
+        ga, gb, la, lb = vectors
+        scale = bilinear_bands(ga * la, (h, w))  # (F * ga + gb) * la + lb = F * scale + shift
+        shift = bilinear_bands(gb * la + lb, (h, w))
+        bias = conv.bias.expand(b, -1)
+        if shift_in is not None:
+            bias = bias + shift_in @ conv.weight[:, :, 0, 0].T
+        ddf, block = dyct.ddf, dyct.context
+        ddf2 = block.ddf
+
+        def modulated(r0: int, r1: int) -> torch.Tensor:  # pass 1
+            band = buf_a[:, :, r0:r1]
+            z = pointwise(src[:, :, r0:r1], conv.weight, bias)
+            torch.addcmul(shift(r0, r1), z, scale(r0, r1), out=band).clamp_min_(0.0)  # ReLU
+            return band.sum(dim=(2, 3))
+
+        kernel = ddf.channel_kernel(sum(map_bands(modulated, bands, workers)) / (h * w))
+
+        def filtered(r0: int, r1: int) -> torch.Tensor:  # pass 2
+            band = ddf.forward_rows(rows_with_halo(buf_a, r0, r1, ddf.halo), kernel, out=buf_y[:, :, r0:r1])
+            return band.sum(dim=(2, 3))
+
+        kernel2 = ddf2.channel_kernel(sum(map_bands(filtered, bands, workers)) / (h * w))
+
+        def context_part(r0: int, r1: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # pass 3
+            cut = rows_with_halo(buf_y, r0, r1, ddf2.halo)
+            logits = ddf2.projected_rows(cut, kernel2, block.logits.weight, block.logits.bias).flatten(1)
+            peak = logits.amax(dim=1, keepdim=True)  # (B, 1)
+            e = torch.exp(logits - peak)  # (B, R*W)
+            part = torch.bmm(buf_y[:, :, r0:r1].flatten(2), e[:, :, None])[:, :, 0]  # (B, C)
+            return peak, e.sum(dim=1, keepdim=True), part
+
+        peaks, sums, parts = zip(*map_bands(context_part, bands, workers), strict=True)
+        top = torch.stack(peaks).amax(dim=0)  # (B, 1): the softmax's maximum over the frame
+        rescale = [torch.exp(p - top) for p in peaks]
+        total = sum(s * r for s, r in zip(sums, rescale, strict=True))
+        context = sum(c * r for c, r in zip(parts, rescale, strict=True)) / total
+        return block.transform(context)
