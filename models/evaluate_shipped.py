@@ -158,7 +158,11 @@ the papers train for 10^5-10^6 iterations on thousands of real HDR10/SDR frames.
 figures with the papers' HDRTV1K tables (other data, other scale); retrain on real pairs built with `datakit build`
 for real use.{CAVEATS.get(name, "")}
 """
-    (ROOT / "models" / name / "README.md").write_text(text)
+    card = ROOT / "models" / name / "README.md"
+    kept = card.read_text().partition("\n## CPU speed\n") if card.is_file() else ("", "", "")
+    if kept[1]:  # the speed section comes from bench/bench_convert.py, not from this evaluation: keep it
+        text = text.rstrip("\n") + "\n" + kept[1] + kept[2]
+    card.write_text(text)
 
 
 def main(names: list[str]) -> None:
