@@ -126,3 +126,21 @@ def test_hdrtvmf1k_build_keeps_only_true_frames(truth_pairs, tmp_path):
     # the clip's temporal margin (its HDR frames against their neighbours on the thumbnails) is recorded
     assert all(isinstance(r["meta"]["temporal_margin"], float) for r in records)
     assert sum(s.get("rejected", {}).get("ambiguous_time", 0) for s in summary["sources"].values()) >= 1
+
+
+@pytest.mark.parametrize("recipe", ["hdrtv1k", "kpnmfi"])
+def test_sparse_build_keeps_only_true_frames(truth_pairs, tmp_path, recipe):
+    """Sparse builds (one frame / three frames every 2 s, HDR frames sought) check each clip in time too: the HDR
+    frames within 3 of the predicted ones are decoded and compared on thumbnails, as in a dense build."""
+    from datakit.pairs.build import build_dataset
+    from datakit.recipes import shipped_recipe
+
+    names = ("drop2", "pulldown", "drop25", "drift", "irregular")  # slow pans with drops, repeats and drift
+    pairs = pairs_file(tmp_path, [truth_pairs[n] for n in names])
+    summary = build_dataset(shipped_recipe(recipe), pairs, tmp_path / "out", report=False)
+    records = [json.loads(line) for line in (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()]
+    assert records, summary
+    for record in records:
+        truth = truth_pairs[record["source_id"]].truth
+        assert record["hdr_frames"] == [truth[i] for i in record["sdr_frames"]], (record["source_id"], record)
+        assert isinstance(record["meta"]["temporal_margin"], float), record["meta"]

@@ -41,6 +41,7 @@ __all__ = [
     "decode_thumbnails",
     "merge_windows",
     "profile_step",
+    "thumbnails_of",
 ]
 
 BgrCallback = Callable[[int, float, np.ndarray], None]
@@ -103,7 +104,8 @@ class PairAnalysis:
     """What an analysis (:func:`datakit.pairs.dense.analyse_dense` or :func:`datakit.pairs.sparse.analyse_sparse`)
     hands to the clip stage: the alignment, the planned clips, the frames kept for them (or decoded again), how
     it aligned (``method``), and, from a dense analysis, the cuts and both streams' thumbnails (the clip stage
-    gates and checks the clips' timing on them; a sparse analysis summarizes windows only: ``None``)."""
+    gates and checks the clips' timing on them; a sparse analysis summarizes windows only: ``None``, and the
+    clip stage summarizes the frames around each clip)."""
 
     alignment: Alignment
     clips: list[Clip]
@@ -231,6 +233,16 @@ def decode_thumbnails(
         where = "" if windows is None else f" in the windows {merge_windows(windows)}"
         raise InputError(f"{path}: no frame could be decoded{where}")
     return collector.snapshot(None if windows is None else tuple(merge_windows(windows)))
+
+
+def thumbnails_of(reader: Any, frames: Sequence[Any], *, luma_width: int, bgr_width: int | None = None) -> Thumbnails:
+    """The analysis-pass summaries of frames already decoded (increasing indices, at least one; a sparse
+    clip's window and the HDR frames around it), as a dense pass makes them: one :class:`ThumbnailCollector`
+    of ``reader``'s stream (full-resolution profiles of the first frame only)."""
+    collector = ThumbnailCollector(reader, luma_width=luma_width, bgr_width=bgr_width, profile_step=1 << 30)
+    for frame in frames:
+        collector.add(frame)
+    return collector.snapshot(((float(frames[0].time), float(frames[-1].time)),))
 
 
 def profile_step(fps: Fraction, expected_frames: float, profiles_per_second: float = 2.0) -> int:

@@ -4,7 +4,8 @@ probe -> analysis (:mod:`datakit.pairs.dense` or :mod:`datakit.pairs.sparse`: th
 clips) -> gates -> frames (kept by the analysis, or decoded again) -> map the SDR picture onto the HDR grid ->
 tiles -> shards + manifest records. Dense strategies (``consecutive``, ``global_local``) decode each stream
 once and keep the frames their clips need on the way; sparse ones (``interval``, ``single``) align from short
-windows and HDR keyframes, check cuts only around each clip and seek to the frames they keep.
+windows and HDR keyframes, check cuts only around each clip and seek to the frames they keep, decoding the
+HDR frames within :data:`~datakit.pairs.align.CLIP_REACH` of them too for the clip's timing check.
 """
 
 from __future__ import annotations
@@ -274,10 +275,11 @@ def _produce_clips(
     pending: queue.Queue[Any],
     failure: list[BaseException],
 ) -> None:
-    """Gate each clip on what is cheap (thumbnails, local cut check), fetch its frames (kept, or decoded again
-    by seeking) and queue its conversion."""
+    """Gate each clip on what is cheap (thumbnails, local cut check), check its timing (:func:`_clip_timing`;
+    sparse analyses: on the HDR frames around it, decoded here), fetch its frames (kept, or decoded again by
+    seeking) and queue its conversion."""
     from datakit.pairs import gates
-    from datakit.pairs.analysis import FrameSummarizer, whole_factor_width
+    from datakit.pairs.analysis import thumbnails_of, whole_factor_width
     from datakit.pairs.scenes import has_cut
 
     recipe, rejected, alignment, info_sdr, thumbs_sdr = (
@@ -287,38 +289,38 @@ def _produce_clips(
     margin = clips_cfg["margin"] + 1
     signatures: list[np.ndarray] = []
     sdr_store, hdr_store = ctx.sdr_store, ctx.hdr_store
-    summarize = None  # sparse strategies: the same thumbnails as a dense pass, for the frames around each clip
-    if thumbs_sdr is None:
-        summarize = FrameSummarizer(
-            sdr_store.reader, luma_width=recipe["align"]["thumb_width"],
-            bgr_width=whole_factor_width(info_sdr.width, scenes_cfg["thumb_width"]),
-        )  # fmt: skip
+    luma_width = recipe["align"]["thumb_width"]
+    bgr_width = whole_factor_width(info_sdr.width, scenes_cfg["thumb_width"])
     for number, clip in enumerate(sorted(clips, key=lambda c: c.frames[0])):
         sdr_frames = list(clip.frames) + list(clip.refs)
         hdr_frames = [alignment.temporal.hdr_index_for(i) for i in sdr_frames]
         if any(h is None for h in hdr_frames):
             rejected["unmatched_frame"] += 1
             continue
-        shift, temporal_margin = _clip_timing(ctx, clip, hdr_frames)
-        if shift is None:
-            rejected[AMBIGUOUS_TIME] += 1
-            continue
-        if shift:
-            hdr_frames = [h + shift for h in hdr_frames]
-            ctx.moved_in_time += 1
-        if thumbs_sdr is not None:
+        hdr_near: dict[int, Any] = {}  # sparse: the HDR frames decoded around the clip for its timing check
+        temporal_margin = None
+        if thumbs_sdr is not None:  # dense: checked on the thumbnails of the whole streams
+            shift, temporal_margin = _clip_timing(ctx, clip, ctx.thumbs_hdr, thumbs_sdr)
+            if shift is None:
+                rejected[AMBIGUOUS_TIME] += 1
+                continue
+            if shift:
+                hdr_frames = [h + shift for h in hdr_frames]
+                ctx.moved_in_time += 1
             luma = thumbs_sdr.luma[clip.frames]
             sdr_decoded = sdr_store.get(sdr_frames)
-        else:
+        else:  # sparse: the same thumbnails, made here for the frames around the clip
             first, last = max(0, clip.frames[0] - margin), min(info_sdr.frame_count - 1, clip.frames[-1] + margin)
             window = sdr_store.get(list(range(first, last + 1)))
-            summaries = [summarize(f, profile=False) for f in window]
-            bgr = [bgr for _, bgr, _ in summaries]
-            if has_cut(bgr, info_sdr.fps, detector=scenes_cfg["detector"], threshold=scenes_cfg["threshold"]):
+            thumbs_window = thumbnails_of(sdr_store.reader, window, luma_width=luma_width, bgr_width=bgr_width)
+            if has_cut(
+                list(thumbs_window.bgr), info_sdr.fps, detector=scenes_cfg["detector"],
+                threshold=scenes_cfg["threshold"],
+            ):  # fmt: skip
                 rejected["crosses_cut"] += 1
                 continue
             position = {f.index: k for k, f in enumerate(window)}
-            luma = np.stack([summaries[position[i]][0] for i in clip.frames])
+            luma = thumbs_window.luma[[position[i] for i in clip.frames]]
             sdr_decoded = [window[position[i]] if i in position else sdr_store.get([i])[0] for i in sdr_frames]
         reason = (gates_cfg["reject_black"] and gates.is_black(luma, max_mean=gates_cfg["black_max_mean"])) or (
             gates_cfg["reject_static"] and gates.is_static(luma, min_motion=gates_cfg["static_min_motion"])
@@ -326,13 +328,24 @@ def _produce_clips(
         if reason:
             rejected[reason] += 1
             continue
+        if thumbs_sdr is None:  # sparse: decode the HDR frames within CLIP_REACH of the predicted ones, then check
+            hdr_near, thumbs_near = _hdr_around_clip(ctx, clip, hdr_frames, luma_width)
+            shift, temporal_margin = _clip_timing(ctx, clip, thumbs_near, thumbs_window)
+            if shift is None:
+                rejected[AMBIGUOUS_TIME] += 1
+                continue
+            if shift:
+                hdr_frames = [h + shift for h in hdr_frames]
+                ctx.moved_in_time += 1
         if gates_cfg["near_duplicate_threshold"] > 0:
             signature = gates.clip_signature(luma)
             if gates.near_duplicates([*signatures, signature], gates_cfg["near_duplicate_threshold"])[-1]:
                 rejected["near_duplicate"] += 1
                 continue
             signatures.append(signature)
-        hdr_decoded = hdr_store.get(hdr_frames)
+        missing = [h for h in hdr_frames if h not in hdr_near]
+        hdr_near.update(zip(missing, hdr_store.get(missing), strict=True))
+        hdr_decoded = [hdr_near[h] for h in hdr_frames]
         if failure:
             return
         job = _ClipJob(number, clip, sdr_frames, hdr_frames, sdr_decoded, hdr_decoded, temporal_margin)
@@ -342,17 +355,47 @@ def _produce_clips(
 AMBIGUOUS_TIME = "ambiguous_time"  # rejection: neither the predicted HDR frames nor their neighbours win clearly
 
 
-def _clip_timing(ctx: _PairContext, clip: Any, hdr_frames: list[int]) -> tuple[int | None, float | None]:
-    """The temporal check of a clip on the thumbnails the analysis kept (:func:`datakit.pairs.align.
-    check_clip_timing`): ``(shift, margin)``, ``shift`` the HDR frames to move the clip by (0: keep), or None
-    to reject it: no offset wins clearly, and the clip lies where the alignment is uncertain or its thumbnails
-    prefer other HDR frames. ``(0, None)`` when there is nothing to check on (sparse analyses)."""
+def _checked_frames(ctx: _PairContext, clip: Any) -> tuple[list[int], list[int]]:
+    """The SDR frames a clip's timing is checked on (:func:`datakit.pairs.align.frames_to_check`) that the
+    alignment maps, and the HDR frames it predicts for them."""
+    from datakit.pairs.align import frames_to_check
+
+    temporal = ctx.alignment.temporal
+    pairs = [(i, temporal.hdr_index_for(i)) for i in frames_to_check(clip.frames, ctx.info_sdr.frame_count)]
+    pairs = [(i, h) for i, h in pairs if h is not None]
+    return [i for i, _ in pairs], [h for _, h in pairs]
+
+
+def _hdr_around_clip(
+    ctx: _PairContext, clip: Any, hdr_frames: list[int], luma_width: int
+) -> tuple[dict[int, Any], Any]:
+    """Sparse builds: every HDR frame within :data:`~datakit.pairs.align.CLIP_REACH` of those predicted for the
+    checked frames (and the clip's own), decoded in one forward run (the reader seeks to the first and decodes
+    the rest without skipping: none of them is a dropped non-reference picture), with their thumbnails."""
+    from datakit.pairs.align import CLIP_REACH
+    from datakit.pairs.analysis import thumbnails_of
+
+    _, predicted = _checked_frames(ctx, clip)
+    around = [*predicted, *hdr_frames[: len(clip.frames)]]  # references are fetched on their own
+    first = max(0, min(around) - CLIP_REACH)
+    last = min(ctx.info_hdr.frame_count - 1, max(around) + CLIP_REACH)
+    decoded = ctx.hdr_store.get(list(range(first, last + 1)))
+    thumbs = thumbnails_of(ctx.hdr_store.reader, decoded, luma_width=luma_width)
+    return {f.index: f for f in decoded}, thumbs
+
+
+def _clip_timing(ctx: _PairContext, clip: Any, thumbs_hdr: Any, thumbs_sdr: Any) -> tuple[int | None, float | None]:
+    """The temporal check of a clip on thumbnails (:func:`datakit.pairs.align.check_clip_timing`: the whole
+    streams' in a dense build, those of the frames around the clip in a sparse one), on the frames
+    :func:`_checked_frames` picks: ``(shift, margin)``, ``shift`` the HDR frames to move the clip by (0: keep),
+    or None to reject it: no offset wins clearly, and the clip lies where the alignment is uncertain or its
+    thumbnails prefer other HDR frames. ``(0, None)`` when there is nothing to check on."""
     from datakit.pairs.align import check_clip_timing
 
-    if ctx.thumbs_sdr is None or ctx.thumbs_hdr is None:
+    sdr_frames, hdr_frames = _checked_frames(ctx, clip)
+    if thumbs_sdr is None or thumbs_hdr is None or not sdr_frames:
         return 0, None
-    n = len(clip.frames)
-    timing = check_clip_timing(ctx.thumbs_hdr, ctx.thumbs_sdr, ctx.alignment.spatial, clip.frames, hdr_frames[:n])
+    timing = check_clip_timing(thumbs_hdr, thumbs_sdr, ctx.alignment.spatial, sdr_frames, hdr_frames)
     if timing is None:
         return 0, None
     margin = None if timing.margin is None else round(timing.margin, 2)

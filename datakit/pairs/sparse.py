@@ -22,8 +22,8 @@ then pins the offset only to about a frame, measured), :func:`analyse_sparse` fa
 windows can show, decoded by the pair's own reader (its thread budget) at the recipe's ``thumb_width``; the
 geometry is then refined on three picked pairs (the HDR ones sought).
 
-Clips are not checked in time one by one here (:func:`datakit.pairs.align.check_clip_timing` needs the HDR
-thumbnails around each clip, which a sparse analysis does not decode).
+Clips are checked in time one by one by the clip stage (:mod:`datakit.pairs.build`), which decodes the HDR
+frames around each clip with it and summarizes them for :func:`datakit.pairs.align.check_clip_timing`.
 """
 
 from __future__ import annotations

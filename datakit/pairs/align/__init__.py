@@ -52,7 +52,7 @@ rank images of the full-resolution luma of a few matched frame pairs (phase corr
 shift per axis fitted to their shifts).
 """
 
-from datakit.pairs.align.clipcheck import CLIP_REACH, ClipTiming, check_clip_timing
+from datakit.pairs.align.clipcheck import CLIP_REACH, ClipTiming, check_clip_timing, frames_to_check
 from datakit.pairs.align.confidence import (
     MIN_CONFIDENCE,
     assemble,
@@ -111,6 +111,7 @@ __all__ = [
     "detect_active_area",
     "frame_evidence",
     "frame_features",
+    "frames_to_check",
     "hdr_windows_for",
     "margin_confidence",
     "match_cuts",

@@ -29,6 +29,20 @@ class ClipTiming:
 
 
 CLIP_REACH = 3  # HDR frames on either side of the predicted ones a clip is checked against
+MIN_CHECK_FRAMES = 5  # SDR frames a clip's timing is checked on, at least (its own, widened)
+
+
+def frames_to_check(frames: Sequence[int], frame_count: int, minimum: int = MIN_CHECK_FRAMES) -> list[int]:
+    """The SDR frames a clip's timing is checked on: its own consecutive ``frames``, widened on both sides (within
+    the ``frame_count`` frames of the stream) to at least ``minimum``. A clip of one frame gives
+    :func:`stretch_margin` nothing to measure a spread on, and three frames little; the frames beside the clip
+    are mapped by the same alignment, so a shift or a doubt there concerns the clip too."""
+    first, last = int(frames[0]), int(frames[-1])
+    while last - first + 1 < minimum and (first > 0 or last < frame_count - 1):
+        first = max(0, first - 1)
+        if last - first + 1 < minimum:
+            last = min(frame_count - 1, last + 1)
+    return list(range(first, last + 1))
 
 
 def check_clip_timing(
