@@ -147,13 +147,10 @@ def import_pair(
     split = split_override or pair.split or recipe["split"]["default"]
     try:
         samples, status = _samples(pair, recipe, split, fix)
-        records = []
-        with folder.writer(pair.source_id, max_bytes=recipe["store"]["max_shard_mb"] << 20,
-                           attrs={"recipe_hash": digest}) as writer:  # fmt: skip
-            for sample in samples:
-                record = writer.add(sample, split)
-                record["recipe_hash"] = digest
-                records.append(record)
+        records = folder.write_samples(
+            pair.source_id, samples, split, digest, max_bytes=recipe["store"]["max_shard_mb"] << 20,
+            attrs={"recipe_hash": digest},
+        )  # fmt: skip
     except DatakitError as error:
         status = {"state": "failed", "split": split, "error": str(error)}
         folder.publish_failure(pair.source_id, status)

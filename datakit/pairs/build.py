@@ -300,13 +300,9 @@ def _produce_clips(
         hdr_near: dict[int, Any] = {}  # sparse: the HDR frames decoded around the clip for its timing check
         temporal_margin = None
         if thumbs_sdr is not None:  # dense: checked on the thumbnails of the whole streams
-            shift, temporal_margin = _clip_timing(ctx, clip, ctx.thumbs_hdr, thumbs_sdr)
-            if shift is None:
-                rejected[AMBIGUOUS_TIME] += 1
+            hdr_frames, temporal_margin = _timed(ctx, clip, hdr_frames, ctx.thumbs_hdr, thumbs_sdr)
+            if hdr_frames is None:
                 continue
-            if shift:
-                hdr_frames = [h + shift for h in hdr_frames]
-                ctx.moved_in_time += 1
             luma = thumbs_sdr.luma[clip.frames]
             sdr_decoded = sdr_store.get(sdr_frames)
         else:  # sparse: the same thumbnails, made here for the frames around the clip
@@ -330,13 +326,9 @@ def _produce_clips(
             continue
         if thumbs_sdr is None:  # sparse: decode the HDR frames within CLIP_REACH of the predicted ones, then check
             hdr_near, thumbs_near = _hdr_around_clip(ctx, clip, hdr_frames, luma_width)
-            shift, temporal_margin = _clip_timing(ctx, clip, thumbs_near, thumbs_window)
-            if shift is None:
-                rejected[AMBIGUOUS_TIME] += 1
+            hdr_frames, temporal_margin = _timed(ctx, clip, hdr_frames, thumbs_near, thumbs_window)
+            if hdr_frames is None:
                 continue
-            if shift:
-                hdr_frames = [h + shift for h in hdr_frames]
-                ctx.moved_in_time += 1
         if gates_cfg["near_duplicate_threshold"] > 0:
             signature = gates.clip_signature(luma)
             if gates.near_duplicates([*signatures, signature], gates_cfg["near_duplicate_threshold"])[-1]:
@@ -350,6 +342,21 @@ def _produce_clips(
             return
         job = _ClipJob(number, clip, sdr_frames, hdr_frames, sdr_decoded, hdr_decoded, temporal_margin)
         pending.put(pool.submit(_render_clip, render, job))
+
+
+def _timed(
+    ctx: _PairContext, clip: Any, hdr_frames: list[int], thumbs_hdr: Any, thumbs_sdr: Any
+) -> tuple[list[int] | None, float | None]:
+    """The clip's HDR frames after :func:`_clip_timing` (moved when another offset wins, counted in the pair's
+    context) and its temporal margin; ``None`` frames when the clip is rejected as ``ambiguous_time``."""
+    shift, margin = _clip_timing(ctx, clip, thumbs_hdr, thumbs_sdr)
+    if shift is None:
+        ctx.rejected[AMBIGUOUS_TIME] += 1
+        return None, margin
+    if shift:
+        ctx.moved_in_time += 1
+        return [h + shift for h in hdr_frames], margin
+    return hdr_frames, margin
 
 
 AMBIGUOUS_TIME = "ambiguous_time"  # rejection: neither the predicted HDR frames nor their neighbours win clearly

@@ -29,7 +29,7 @@ import fcntl
 import json
 import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +140,19 @@ class OutputFolder:
 
     def writer(self, source_id: str, **kwargs: Any) -> ShardWriter:
         return ShardWriter(self.shards, check_source_id(source_id), **kwargs)
+
+    def write_samples(
+        self, source_id: str, samples: Iterable[Any], split: str, digest: str, **kwargs: Any
+    ) -> list[dict[str, Any]]:
+        """Write one source's samples (:class:`datakit.store.shards.Sample`) through one shard writer
+        (``kwargs`` go to :class:`ShardWriter`); returns their manifest records, each with the recipe hash."""
+        records = []
+        with self.writer(source_id, **kwargs) as writer:
+            for sample in samples:
+                record = writer.add(sample, split)
+                record["recipe_hash"] = digest
+                records.append(record)
+        return records
 
     def publish_source(self, source_id: str, records: list[dict[str, Any]], status: dict[str, Any]) -> None:
         """Write a finished source's records, then its status (the done marker), each atomically."""

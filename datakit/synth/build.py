@@ -158,12 +158,9 @@ def synth_source(source: SynthSource, recipe: dict[str, Any], seed: int, digest:
     split = split_of(source.source_id, recipe["split"])
     try:
         samples, status = _samples_of(source, recipe, seed)
-        records = []
-        with folder.writer(source.source_id, max_bytes=recipe["store"]["max_shard_mb"] << 20) as writer:
-            for sample in samples:
-                record = writer.add(sample, split)
-                record["recipe_hash"] = digest
-                records.append(record)
+        records = folder.write_samples(
+            source.source_id, samples, split, digest, max_bytes=recipe["store"]["max_shard_mb"] << 20
+        )
     except DatakitError as error:
         status = {"state": "failed", "split": split, "error": str(error)}
         folder.publish_failure(source.source_id, status)
