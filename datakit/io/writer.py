@@ -14,6 +14,7 @@ import contextlib
 import math
 import os
 import tempfile
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -56,6 +57,50 @@ def _params(base: dict[str, str], extra: dict[str, Any] | str | None) -> str:
     return ":".join(f"{k}={v}" if v != "" else k for k, v in merged.items())
 
 
+class _DecodeTimes:
+    """Decode timestamps for PyAV's bundled libx265, whose packets carry a garbage ``dts`` (a different,
+    usually huge negative base in every run, advancing by one frame per packet in decode order), while their
+    ``pts`` are right. The MP4/MOV muxer stores ``dts`` relative to the first one, so long streams came out
+    right, but on one- and two-frame streams it refused now and then ("Not yet implemented in FFmpeg, patches
+    welcome"). Here ``dts_k = pts_0 - D + (dts_k - dts_0)``: the garbage base is dropped and the reorder delay
+    ``D`` is the smallest that keeps every ``dts <= pts``, found on the first :data:`HOLD` packets (held back
+    until then; B-frame reordering shows within the first few)."""
+
+    HOLD = 16
+
+    def __init__(self, mux: Callable[[Any], None]) -> None:
+        self._mux = mux
+        self._held: list[Any] = []
+        self._first: tuple[int, int] | None = None  # (dts_0, pts_0) as the encoder gave them
+        self._delay: int | None = None
+
+    def add(self, packet: Any) -> None:
+        if packet.pts is None or packet.dts is None:
+            self._mux(packet)
+            return
+        if self._first is None:
+            self._first = (int(packet.dts), int(packet.pts))
+        if self._delay is not None:
+            self._send(packet)
+            return
+        self._held.append(packet)
+        if len(self._held) >= self.HOLD:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._delay is None and self._held:
+            d0, p0 = self._first  # type: ignore[misc]
+            self._delay = max(0, max((int(p.dts) - d0) - (int(p.pts) - p0) for p in self._held))
+        held, self._held = self._held, []
+        for packet in held:
+            self._send(packet)
+
+    def _send(self, packet: Any) -> None:
+        d0, p0 = self._first  # type: ignore[misc]
+        packet.dts = p0 - int(self._delay or 0) + (int(packet.dts) - d0)
+        self._mux(packet)
+
+
 class _Encoder:
     """A PyAV output container with one video stream fed with Y'CbCr code planes."""
 
@@ -95,6 +140,7 @@ class _Encoder:
                 cc.codec_tag = "hvc1"  # parameter sets in the sample entry (Apple players need hvc1)
             stream.options = options
             self.stream = stream
+            self._times = _DecodeTimes(self.container.mux) if codec == "libx265" else None
             self.pix_fmt = pix_fmt
             self.count = 0
         except BaseException:
@@ -113,12 +159,20 @@ class _Encoder:
         frame.pts = self.count if pts is None else int(pts)
         frame.time_base = self.time_base  # the muxer may change the stream's time base (MKV: 1/1000)
         for packet in self.stream.encode(frame):
-            self.container.mux(packet)
+            self._mux(packet)
         self.count += 1
+
+    def _mux(self, packet: Any) -> None:
+        if self._times is None:
+            self.container.mux(packet)
+        else:
+            self._times.add(packet)
 
     def finish(self) -> None:
         for packet in self.stream.encode(None):
-            self.container.mux(packet)
+            self._mux(packet)
+        if self._times is not None:
+            self._times.flush()
         self.container.close()
 
     def abort(self) -> None:
