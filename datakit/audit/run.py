@@ -21,7 +21,6 @@ from datakit.audit.frames import audit_hdr, audit_sdr
 from datakit.errors import InputError
 
 IMAGE_SUFFIXES = {".png", ".tif", ".tiff", ".jpg", ".jpeg"}
-VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".m4v", ".ts", ".webm", ".hevc", ".265"}
 
 
 def read_codes(path: str | os.PathLike[str]) -> np.ndarray:

@@ -21,8 +21,9 @@ import numpy as np
 from datakit import __version__
 from datakit.engine import Job, run_jobs
 from datakit.errors import DatakitError, InputError
-from datakit.importers.layouts import VIDEO_SUFFIXES, ImportPair, find_pairs
+from datakit.importers.layouts import ImportPair, find_pairs
 from datakit.importers.schema import IMPORT_SCHEMA
+from datakit.io.probe import VIDEO_EXTENSIONS
 from datakit.recipe import load_recipe, recipe_hash
 from datakit.store.output import OutputFolder
 from datakit.store.shards import Sample
@@ -75,7 +76,7 @@ def import_dataset(
     from datakit.audit.report import write_audit
     from datakit.audit.run import read_codes
 
-    hdr_files = sorted({p.hdr for p in pairs if p.hdr.suffix.lower() not in VIDEO_SUFFIXES})[:HISTOGRAM_FILES]
+    hdr_files = sorted({p.hdr for p in pairs if p.hdr.suffix.lower() not in VIDEO_EXTENSIONS})[:HISTOGRAM_FILES]
     frames = []
     for path in hdr_files:
         try:
@@ -109,31 +110,29 @@ def _audit_summary(statuses: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 def read_hdr(pair: ImportPair) -> np.ndarray:
     """uint16 PQ BT.2020 R'G'B' codes ``(H, W, 3)`` of the pair's HDR side."""
-    if pair.hdr.suffix.lower() in VIDEO_SUFFIXES:
-        from datakit.io.reader import VideoReader
-
-        with VideoReader(pair.hdr, encoding="pq", threads=1) as reader:
-            return reader.read_index(pair.hdr_frame or 0).rgb("uint16")
-    from datakit.audit.run import read_codes
-
-    codes = read_codes(pair.hdr)
-    if codes.dtype != np.uint16:
-        raise InputError(f"{pair.hdr}: {codes.dtype.itemsize * 8}-bit image where a 16-bit PQ HDR image is needed")
-    return codes
+    wrong_depth = "{bits}-bit image where a 16-bit PQ HDR image is needed"
+    return _read_side(pair.hdr, pair.hdr_frame, "pq", np.uint16, wrong_depth)
 
 
 def read_sdr(pair: ImportPair) -> np.ndarray:
     """uint8 BT.709 R'G'B' codes ``(H, W, 3)`` of the pair's SDR side."""
-    if pair.sdr.suffix.lower() in VIDEO_SUFFIXES:
+    wrong_depth = "{bits}-bit SDR image; SDR must be 8-bit BT.709 (PNG or JPEG)"
+    return _read_side(pair.sdr, pair.sdr_frame, "sdr", np.uint8, wrong_depth)
+
+
+def _read_side(path: Path, frame: int | None, encoding: str, dtype: type, wrong_depth: str) -> np.ndarray:
+    """One side's codes: frame ``frame`` (default 0) of a video decoded with ``encoding``, or an image whose
+    dtype must be ``dtype`` (else :class:`InputError` with ``wrong_depth`` naming its bit depth)."""
+    if path.suffix.lower() in VIDEO_EXTENSIONS:
         from datakit.io.reader import VideoReader
 
-        with VideoReader(pair.sdr, encoding="sdr", threads=1) as reader:
-            return reader.read_index(pair.sdr_frame or 0).rgb("uint8")
+        with VideoReader(path, encoding=encoding, threads=1) as reader:
+            return reader.read_index(frame or 0).rgb(np.dtype(dtype).name)
     from datakit.audit.run import read_codes
 
-    codes = read_codes(pair.sdr)
-    if codes.dtype != np.uint8:
-        raise InputError(f"{pair.sdr}: 16-bit SDR image; SDR must be 8-bit BT.709 (PNG or JPEG)")
+    codes = read_codes(path)
+    if codes.dtype != dtype:
+        raise InputError(f"{path}: " + wrong_depth.format(bits=codes.dtype.itemsize * 8))
     return codes
 
 

@@ -27,7 +27,6 @@ from datakit.errors import InputError
 LAYOUTS = ("hdrtv1k", "hdrtv4k", "pairs")
 HDR_SUFFIXES = {".png", ".tif", ".tiff"}
 SDR_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}
-VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".m4v", ".ts", ".webm"}
 
 
 @dataclass(frozen=True)

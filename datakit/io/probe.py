@@ -31,6 +31,12 @@ from datakit.io.metadata import (
     MasteringDisplay,
 )
 
+VIDEO_EXTENSIONS = frozenset(
+    {".mp4", ".mkv", ".mov", ".m4v", ".ts", ".m2ts", ".webm", ".hevc", ".h265", ".265", ".264", ".h264"}
+)
+"""File name endings taken for videos where a folder holds videos beside images (pairs folders, synth inputs,
+import layouts, audit sources): containers and raw HEVC/H.264 elementary streams."""
+
 # Planar Y'CbCr / gray formats the reader converts (little-endian, 8-16 bit; yuvj = full range).
 _SUPPORTED_PIX_FMT = re.compile(r"^(?:yuvj?(?:420|422|444)p|gray)(?:9|10|12|14|16)?(?:le)?$")
 

@@ -20,10 +20,10 @@ from typing import Any
 
 from datakit.errors import InputError, RecipeError, StoreError
 from datakit.fsutil import atomic_write_text
+from datakit.io.probe import VIDEO_EXTENSIONS
 from datakit.store.output import check_source_id
 from datakit.store.records import check_id
 
-VIDEO_EXTENSIONS = {".mp4", ".mkv", ".mov", ".m4v", ".ts", ".m2ts", ".webm", ".hevc", ".h265", ".264", ".h264"}
 SPLITS = ("train", "test", "val")
 
 

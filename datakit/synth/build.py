@@ -29,13 +29,13 @@ import numpy as np
 from datakit import __version__
 from datakit.engine import Job, run_jobs
 from datakit.errors import DatakitError, InputError
+from datakit.io.probe import VIDEO_EXTENSIONS
 from datakit.recipe import load_recipe, recipe_hash
 from datakit.store.output import OutputFolder
 from datakit.store.shards import Sample
 from datakit.synth.schema import SYNTH_SCHEMA
 
 IMAGE_EXTENSIONS = {".exr", ".hdr", ".pic", ".png"}
-VIDEO_EXTENSIONS = {".mp4", ".mkv", ".mov", ".m4v", ".ts", ".webm"}
 
 
 @dataclass(frozen=True)
