@@ -57,7 +57,7 @@ def _params(base: dict[str, str], extra: dict[str, Any] | str | None) -> str:
     return ":".join(f"{k}={v}" if v != "" else k for k, v in merged.items())
 
 
-class _DecodeTimes:
+class X265DecodeTimes:
     """Decode timestamps for PyAV's bundled libx265, whose packets carry a garbage ``dts`` (a different,
     usually huge negative base in every run, advancing by one frame per packet in decode order), while their
     ``pts`` are right. The MP4/MOV muxer stores ``dts`` relative to the first one, so long streams came out
@@ -140,7 +140,7 @@ class _Encoder:
                 cc.codec_tag = "hvc1"  # parameter sets in the sample entry (Apple players need hvc1)
             stream.options = options
             self.stream = stream
-            self._times = _DecodeTimes(self.container.mux) if codec == "libx265" else None
+            self._times = X265DecodeTimes(self.container.mux) if codec == "libx265" else None
             self.pix_fmt = pix_fmt
             self.count = 0
         except BaseException:

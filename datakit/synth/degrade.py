@@ -47,6 +47,7 @@ from datakit.color.transfer import (
 )
 from datakit.color.ycbcr import planes_to_rgb, rgb_to_planes
 from datakit.errors import InputError
+from datakit.io.writer import X265DecodeTimes
 from datakit.synth.exposure import sample_exposure_curve
 from datakit.synth.gamut_map import gamut_map
 from datakit.synth.params import normalized_weights, resolve_ranges
@@ -301,6 +302,9 @@ def codec_roundtrip(
         cc.color_primaries, cc.color_trc = 1, 1
         cc.thread_count = threads
         cc.options = opts
+        # libx265's packets carry a garbage dts, which the MP4 muxer refuses now and then on short clips
+        times = X265DecodeTimes(container.mux) if codec == "libx265" else None
+        mux = container.mux if times is None else times.add
         for frame in padded:
             planes = rgb_to_planes(frame.astype(np.float32) / 255.0, "bt709", 8, False, _SUBSAMPLING[pix_fmt], "left")
             vf = av.VideoFrame(pw, ph, pix_fmt)
@@ -308,9 +312,11 @@ def codec_roundtrip(
                 rows = np.frombuffer(plane, dtype=np.uint8).reshape(-1, plane.line_size)
                 rows[: data.shape[0], : data.shape[1]] = data
             for packet in stream.encode(vf):
-                container.mux(packet)
+                mux(packet)
         for packet in stream.encode(None):
-            container.mux(packet)
+            mux(packet)
+        if times is not None:
+            times.flush()
     buf.seek(0)
     out = np.empty((n, h, w, 3), dtype=np.uint8)
     count = 0
