@@ -307,7 +307,8 @@ def test_import_errors_are_one_line(fixtures: Fixtures, tmp_path: Path) -> None:
     cv2.imwrite(str(src / "hdr" / "good.png"), correct)
     cv2.imwrite(str(src / "sdr" / "good.png"), sdr)
     out = tmp_path / "o2"
-    done = datakit("import", "pairs", str(src), "--out", str(out))
+    done = datakit("import", "pairs", str(src), "--out", str(out), check=False)
+    assert done.returncode == 1 and done.stderr.splitlines()[-1] == "datakit: 4 of 5 sources failed"
     summary = json.loads((out / "summary.json").read_text())
     assert summary["failed_sources"] == ["broken", "deep", "eight", "small"]
     errors = {s: summary["sources"][s]["error"] for s in summary["failed_sources"]}
@@ -316,6 +317,11 @@ def test_import_errors_are_one_line(fixtures: Fixtures, tmp_path: Path) -> None:
     assert "8-bit image where a 16-bit PQ HDR image is needed" in errors["eight"]
     assert "differ in size" in errors["small"]
     assert summary["sources"]["good"]["state"] == "done" and "Traceback" not in done.stderr
+    from datakit.store.output import OutputFolder
+
+    with OutputFolder(out).locked():  # one writer at a time: an import into a folder another run holds is refused
+        busy = datakit("import", "pairs", str(src), "--out", str(out), check=False)
+    assert busy.returncode == 2 and "another datakit run" in busy.stderr and len(busy.stderr.splitlines()) == 1
 
 
 @pytest.mark.slow

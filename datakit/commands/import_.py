@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from datakit.commands import positive_int
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -19,20 +21,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--recipe", help="import recipe (default: recipes/import_hdrtv1k.toml)")
     p.add_argument("--split", choices=("train", "test", "val"), help="put every pair in this split")
     p.add_argument("--fix", action="store_true", help="undo a detected gain error (recorded in the manifest)")
-    p.add_argument("--workers", type=int, default=1, help="pairs processed in parallel (default 1)")
+    p.add_argument("--workers", type=positive_int, default=1, help="pairs processed in parallel (default 1)")
     p.add_argument("--engine", choices=("local", "ray"), default="local", help="local processes or a Ray cluster")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from datakit.commands.build import print_summary
+    from datakit.commands import output_folder
+    from datakit.commands.build import finish
     from datakit.importers.build import import_dataset
 
+    output_folder(args.out)
     summary = import_dataset(
         args.layout, args.src, args.out, recipe_path=args.recipe, split=args.split, fix=args.fix,
         workers=args.workers, engine=args.engine,
     )  # fmt: skip
-    print_summary(summary, args.out)
+    status = finish(summary, args.out)  # the summary, and exit 1 with "N of M sources failed" when some failed
     for kind, verdicts in summary.get("audit", {}).items():
         print(f"  audit {kind}: " + ", ".join(f"{v} x{n}" for v, n in verdicts.items()))
-    return 0
+    return status

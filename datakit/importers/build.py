@@ -53,44 +53,45 @@ def import_dataset(
     folder = OutputFolder(out)
     settings = {**recipe, "import": {"layout": layout, "fix": fix, "split": split}}
     digest = recipe_hash(settings)
-    folder.claim(settings, digest)
-    jobs = [
-        Job(p.source_id, import_pair, (p, recipe, split, fix, digest, str(folder.root)))
-        for p in pairs
-        if not folder.is_done(p.source_id)
-    ]
-    results = run_jobs(jobs, workers=workers, engine=engine, desc="pairs")
-    folder.record_failures(results)
-    statuses = folder.statuses()
-    audit = _audit_summary(statuses)
-    summary = folder.finalize(
-        {
-            "recipe": recipe,
-            "recipe_hash": digest,
-            "tool_version": __version__,
-            "pair_count": len(pairs),
-            "import": settings["import"],
-            "audit": audit["summary"],
-        }
-    )
-    from datakit.audit.report import write_audit
-    from datakit.audit.run import read_codes
+    with folder.locked():  # one writer at a time, from the first write to the last
+        folder.claim(settings, digest)
+        jobs = [
+            Job(p.source_id, import_pair, (p, recipe, split, fix, digest, str(folder.root)))
+            for p in pairs
+            if not folder.is_done(p.source_id)
+        ]
+        results = run_jobs(jobs, workers=workers, engine=engine, desc="pairs")
+        folder.record_failures(results)
+        statuses = folder.statuses()
+        audit = _audit_summary(statuses)
+        summary = folder.finalize(
+            {
+                "recipe": recipe,
+                "recipe_hash": digest,
+                "tool_version": __version__,
+                "pair_count": len(pairs),
+                "import": settings["import"],
+                "audit": audit["summary"],
+            }
+        )
+        from datakit.audit.report import write_audit
+        from datakit.audit.run import read_codes
 
-    hdr_files = sorted({p.hdr for p in pairs if p.hdr.suffix.lower() not in VIDEO_EXTENSIONS})[:HISTOGRAM_FILES]
-    frames = []
-    for path in hdr_files:
-        try:
-            codes = read_codes(path)
-        except DatakitError:
-            continue
-        if codes.dtype == np.uint16:  # a strided subset is enough for a histogram (and keeps 4K frames small)
-            step = max(1, int(np.sqrt(codes.shape[0] * codes.shape[1] / 250_000)))
-            frames.append(np.ascontiguousarray(codes[::step, ::step]))
-    write_audit(folder.root, audit, frames)
-    if report:
-        from datakit.report.html import write_report
+        hdr_files = sorted({p.hdr for p in pairs if p.hdr.suffix.lower() not in VIDEO_EXTENSIONS})[:HISTOGRAM_FILES]
+        frames = []
+        for path in hdr_files:
+            try:
+                codes = read_codes(path)
+            except DatakitError:
+                continue
+            if codes.dtype == np.uint16:  # a strided subset is enough for a histogram (and keeps 4K frames small)
+                step = max(1, int(np.sqrt(codes.shape[0] * codes.shape[1] / 250_000)))
+                frames.append(np.ascontiguousarray(codes[::step, ::step]))
+        write_audit(folder.root, audit, frames)
+        if report:
+            from datakit.report.html import write_report
 
-        summary["report"] = str(write_report(folder.root))
+            summary["report"] = str(write_report(folder.root))
     return summary
 
 
