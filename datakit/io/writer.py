@@ -5,7 +5,7 @@ Both convert R'G'B' to limited-range Y'CbCr 4:2:0 with :func:`datakit.color.ycbc
 conversion is involved. Colour tags are set on the codec context *and* in the encoder's own
 parameters (tags set on frames only are lost on encode). Output goes to a temporary name beside
 the target and is renamed when :meth:`close` succeeds; an exception inside the ``with`` block
-leaves no output file.
+leaves no output file. Frames are encoded as they come: no writer spools frames to disk.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import tempfile
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 from datakit.color.ycbcr import rgb_to_planes
 from datakit.errors import UnsupportedFormatError
 from datakit.fsutil import atomic_path
+from datakit.io import light_level_sei
 from datakit.io.metadata import (
     ContentLightLevel,
     MasteringDisplay,
@@ -117,6 +117,7 @@ class _Encoder:
         tags: dict[str, str],
         time_base: Fraction | None = None,
         threads: int | None = None,
+        count: light_level_sei.PlaceholderCount | None = None,
     ) -> None:
         import av
 
@@ -143,6 +144,7 @@ class _Encoder:
             self._times = X265DecodeTimes(self.container.mux) if codec == "libx265" else None
             self.pix_fmt = pix_fmt
             self.count = 0
+            self._count = count  # counts the placeholder content light level in what the encoder hands out
         except BaseException:
             self.container.close()
             raise
@@ -163,6 +165,8 @@ class _Encoder:
         self.count += 1
 
     def _mux(self, packet: Any) -> None:
+        if self._count is not None and packet.size:
+            self._count.add_packet(bytes(packet))
         if self._times is None:
             self.container.mux(packet)
         else:
@@ -173,6 +177,8 @@ class _Encoder:
             self._mux(packet)
         if self._times is not None:
             self._times.flush()
+        if self._count is not None:
+            self._count.add_extradata(bytes(self.stream.codec_context.extradata or b""))
         self.container.close()
 
     def abort(self) -> None:
@@ -265,10 +271,16 @@ class HDR10Writer(_Writer):
 
     VUI: colour primaries BT.2020, transfer SMPTE ST 2084, matrix BT.2020 NCL, limited range, chroma
     location 0; SEI: ST 2086 mastering display (default P3-D65, 0.0001-1000 cd/m^2) and CTA-861.3
-    MaxCLL/MaxFALL. Unless ``light_level`` is given, MaxCLL/MaxFALL are measured on the frames
-    written (x265 needs them before the first frame), so the converted planes are spooled to a
-    temporary raw file beside the output (``width * height * 3`` bytes per frame) and encoded at
-    :meth:`close`. With ``light_level`` given, frames are encoded as they come.
+    MaxCLL/MaxFALL. Frames are encoded as they come; nothing is spooled. Unless ``light_level`` is given,
+    MaxCLL/MaxFALL are measured on the frames written: libx265 writes its content light level SEI (headers and
+    every IRAP picture) from the first frame on, so it is started with a placeholder and :meth:`close` rewrites
+    every copy in place in the closed file (:mod:`datakit.io.light_level_sei`: a fixed-size message, one
+    sequential read of the compressed file, 4 bytes written per copy) before publishing it. This was chosen over
+    the alternatives: a spool of the converted planes (3 bytes per pixel per frame, about 1 TB for two hours of
+    1080p), a second pass (the model run twice), or the container's own fields (``clli`` box, Matroska
+    ``MaxCLL``: not written by ffmpeg for libx265, and players read the SEI). MaxCLL values whose message would
+    need an emulation prevention byte (MaxCLL 0, or a multiple of 256 with MaxFALL <= 3) are written 1 cd/m^2
+    higher (:func:`~datakit.io.light_level_sei.writable`); :meth:`close` returns what was written.
 
     ``x265_params`` (dict or ``"k=v:k=v"``) are appended to ours and override them.
 
@@ -299,7 +311,6 @@ class HDR10Writer(_Writer):
         super().__init__(path, width, height, fps)
         self.crf, self.preset, self.x265_params = crf, preset, x265_params
         self.time_base = None if time_base is None else Fraction(time_base)
-        self._pts: list[int | None] = []  # per spooled frame (None: frame index)
         self.mastering = mastering or MasteringDisplay.p3_d65()
         self.light_level: ContentLightLevel | None = light_level
         self._given_light_level = light_level is not None
@@ -307,15 +318,9 @@ class HDR10Writer(_Writer):
         self._max_fall = 0.0  # max over frames of the mean of max(R,G,B) in cd/m^2
         self._lut: np.ndarray | None = None
         self._encoder: _Encoder | None = None
-        self._spool: Any = None
-        self._spool_path: Path | None = None
+        self._placeholders = None if self._given_light_level else light_level_sei.PlaceholderCount()
         try:
-            if self._given_light_level:
-                self._encoder = self._open_encoder(light_level)
-            else:
-                fd, name = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=".spool.yuv", dir=self.path.parent)
-                self._spool_path = Path(name)
-                self._spool = os.fdopen(fd, "wb")
+            self._encoder = self._open_encoder(light_level or light_level_sei.PLACEHOLDER)
         except BaseException as error:
             self.abort(type(error), error, None)
             raise
@@ -348,6 +353,7 @@ class HDR10Writer(_Writer):
             options,
             tags,
             self.time_base,
+            count=self._placeholders,
         )
 
     def _measure(self, rgb_pq: np.ndarray) -> None:
@@ -377,17 +383,13 @@ class HDR10Writer(_Writer):
         """
         rgb = self._check_rgb(rgb_pq, "rgb_pq")
         self._measure(rgb)
-        y, u, v = self._planes(rgb)
-        if self._encoder is not None:
-            self._encoder.encode(y, u, v, pts)
-        else:
-            for plane in (y, u, v):
-                self._spool.write(memoryview(np.ascontiguousarray(plane)))
-            self._pts.append(pts)
+        assert self._encoder is not None
+        self._encoder.encode(*self._planes(rgb), pts)
         self.frames_written += 1
 
     def close(self) -> ContentLightLevel:
-        """Finish encoding, publish the file and return the content light level written."""
+        """Finish encoding, write the measured MaxCLL/MaxFALL, publish the file and return the content light level
+        written."""
         if self._closed:
             if self.light_level is None:
                 raise ValueError(f"{self.path}: writer was aborted")
@@ -395,20 +397,13 @@ class HDR10Writer(_Writer):
         if self.frames_written == 0:
             self.abort()
             raise ValueError(f"{self.path}: no frames were written")
+        assert self._encoder is not None
         try:
-            if self._encoder is None:
-                self.light_level = self.measured_light_level()
-                self._spool.close()
-                self._encoder = self._open_encoder(self.light_level)
-                h, w = self.height, self.width
-                sizes = (h * w, (h // 2) * (w // 2), (h // 2) * (w // 2))
-                with open(self._spool_path, "rb") as spool:  # type: ignore[arg-type]
-                    for k in range(self.frames_written):
-                        y, u, v = (np.fromfile(spool, dtype=np.uint16, count=n) for n in sizes)
-                        planes = (y.reshape(h, w), u.reshape(h // 2, w // 2), v.reshape(h // 2, w // 2))
-                        self._encoder.encode(*planes, self._pts[k])
-                self._remove_spool()
             self._encoder.finish()
+            if self._placeholders is not None:
+                level = light_level_sei.writable(self.measured_light_level())
+                light_level_sei.rewrite_light_level(self._tmp, level, self._placeholders)
+                self.light_level = level
         except BaseException as error:
             self.abort(type(error), error, error.__traceback__)
             raise
@@ -416,19 +411,9 @@ class HDR10Writer(_Writer):
         assert self.light_level is not None
         return self.light_level
 
-    def _remove_spool(self) -> None:
-        if self._spool is not None:
-            with contextlib.suppress(Exception):
-                self._spool.close()
-        if self._spool_path is not None:
-            with contextlib.suppress(FileNotFoundError):
-                self._spool_path.unlink()
-            self._spool_path = None
-
     def _abort_encoder(self) -> None:
         if self._encoder is not None:
             self._encoder.abort()
-        self._remove_spool()
 
 
 class SDRWriter(_Writer):
