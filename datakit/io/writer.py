@@ -309,6 +309,9 @@ class HDR10Writer(_Writer):
         time_base: Fraction | None = None,
     ) -> None:
         super().__init__(path, width, height, fps)
+        if "max-cll" in {item.partition("=")[0] for item in _params({}, x265_params).split(":")}:
+            self.abort()
+            raise ValueError(f"{self.path}: give MaxCLL/MaxFALL as light_level, not in x265_params (max-cll)")
         self.crf, self.preset, self.x265_params = crf, preset, x265_params
         self.time_base = None if time_base is None else Fraction(time_base)
         self.mastering = mastering or MasteringDisplay.p3_d65()
@@ -412,8 +415,9 @@ class HDR10Writer(_Writer):
         return self.light_level
 
     def _abort_encoder(self) -> None:
-        if self._encoder is not None:
-            self._encoder.abort()
+        encoder = getattr(self, "_encoder", None)
+        if encoder is not None:
+            encoder.abort()
 
 
 class SDRWriter(_Writer):
