@@ -1,7 +1,8 @@
 """Benchmark ``datakit convert`` on a generated 1080p SDR clip: model cost, peak memory, end-to-end throughput.
 
 Usage: ``python bench/bench_convert.py [--frames 24] [--models classical,agcm,hdcfm] [--preset medium]
-[--crf 18] [--model-frames 3] [--frames-4k 2] [--repeat 3] [--budget 120] [--no-4k] [--no-e2e] [--threads N]``.
+[--crf 18] [--model-frames 3] [--frames-4k 2] [--repeat 3] [--budget 120] [--no-4k] [--no-e2e] [--threads N]
+[--scan-mb 256]``.
 Short run: ``python bench/bench_convert.py --frames 2 --model-frames 1 --frames-4k 1 --no-e2e``.
 
 Models: ``classical`` and those with a shipped checkpoint (``models/NAME/*.pt``), or, when none is shipped,
@@ -21,7 +22,12 @@ measurement's own):
   ``tracemalloc`` (torch's CPU allocator is not traced) and ``torch.cuda.max_memory_allocated`` on CUDA;
 - the ratio of the reference path's per-frame cost to the banded path's (CPU and wall seconds);
 - end-to-end: ``convert_video`` on the clip against decode + encode alone (VideoReader -> HDR10Writer with the
-  same crf and preset, no model), as seconds and as the ratio of throughputs.
+  same crf and preset, no model), as seconds and as the ratio of throughputs, with the peak of the temporary disk
+  space each run took (the bytes in its own output folder, sampled every 20 ms: the encoder's output, and before
+  the spool was removed, the spooled frames) against the size of the output;
+- the in-place MaxCLL/MaxFALL rewrite's one sequential read (:func:`datakit.io.light_level_sei.find_all`) on a
+  ``--scan-mb`` file (random bytes, in the page cache: the CPU cost of the scan; a cold file reads at disk speed),
+  against a plain sequential read of the same file (medians of 3, alternated).
 
 Prints the figures; asserts nothing. Not run by the tests.
 """
@@ -30,11 +36,13 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import multiprocessing
 import os
 import resource
 import sys
 import tempfile
+import threading
 import time
 import tracemalloc
 from pathlib import Path
@@ -152,19 +160,56 @@ def measure_model(
     }
 
 
+class DiskPeak:
+    """The largest total size of the files under ``folder``, sampled every ``interval`` seconds in a thread."""
+
+    def __init__(self, folder: Path, interval: float = 0.02) -> None:
+        self.folder, self.interval, self.peak = folder, interval, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _size(self) -> int:
+        total = 0
+        for root, _, files in os.walk(self.folder):
+            for name in files:
+                with contextlib.suppress(FileNotFoundError):  # renamed or removed while listed
+                    total += os.stat(os.path.join(root, name)).st_size
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak = max(self.peak, self._size())
+
+    def __enter__(self) -> DiskPeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def measure_convert(
     clip: str, out: str, name: str, checkpoint: str | None, crf: float, preset: str, threads: int | None
 ) -> dict[str, Any]:
-    """Child process: the whole ``convert_video`` (decode, model, encode, mux)."""
+    """Child process: the whole ``convert_video`` (decode, model, encode, mux), in ``out``'s own folder."""
     import torch
 
     from datakit.convert import convert_video
 
     if threads:
         torch.set_num_threads(threads)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    result = convert_video(clip, out, model=name, checkpoint=checkpoint, crf=crf, preset=preset, overwrite=True)
-    return {"seconds": time.perf_counter() - t0, "frames": result["frames"], "peak_rss_mb": _peak_rss_mb()}
+    with DiskPeak(Path(out).parent) as disk:
+        result = convert_video(clip, out, model=name, checkpoint=checkpoint, crf=crf, preset=preset, overwrite=True)
+    return {
+        "seconds": time.perf_counter() - t0,
+        "frames": result["frames"],
+        "peak_rss_mb": _peak_rss_mb(),
+        "disk_peak_mb": disk.peak / 2**20,
+        "output_mb": os.path.getsize(out) / 2**20,
+    }
 
 
 def measure_baseline(clip: str, out: str, crf: float, preset: str) -> dict[str, Any]:
@@ -173,15 +218,49 @@ def measure_baseline(clip: str, out: str, crf: float, preset: str) -> dict[str, 
     from datakit.io.reader import VideoReader
     from datakit.io.writer import HDR10Writer
 
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    with VideoReader(clip, encoding="sdr") as reader:
+    with DiskPeak(Path(out).parent) as disk, VideoReader(clip, encoding="sdr") as reader:
         info = reader.info
         with HDR10Writer(
             out, info.width, info.height, info.fps, crf=crf, preset=preset, mastering=MasteringDisplay.p3_d65()
         ) as writer:
             for frame in reader:
                 writer.write(frame.rgb("float32"))
-    return {"seconds": time.perf_counter() - t0, "frames": writer.frames_written, "peak_rss_mb": _peak_rss_mb()}
+    return {
+        "seconds": time.perf_counter() - t0,
+        "frames": writer.frames_written,
+        "peak_rss_mb": _peak_rss_mb(),
+        "disk_peak_mb": disk.peak / 2**20,
+        "output_mb": os.path.getsize(out) / 2**20,
+    }
+
+
+def measure_scan(folder: Path, megabytes: int) -> dict[str, Any]:
+    """Seconds of :func:`datakit.io.light_level_sei.find_all` over a file of random bytes (page cache warm)."""
+    from datakit.io import light_level_sei
+
+    path = folder / "scan.bin"
+    rng = np.random.default_rng(0)
+    with open(path, "wb") as f:
+        for _ in range(megabytes):
+            f.write(rng.bytes(1 << 20))
+    patterns = [old for old, _ in light_level_sei._replacements(light_level_sei.PLACEHOLDER)]
+    light_level_sei.find_all(path, patterns)  # warm the page cache
+    scans, reads = [], []
+    buffer = bytearray(16 << 20)
+    for _ in range(3):  # alternated, medians: the machine is shared
+        t0 = time.perf_counter()
+        light_level_sei.find_all(path, patterns)
+        scans.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        with open(path, "rb", buffering=0) as f:
+            while f.readinto(buffer):
+                pass
+        reads.append(time.perf_counter() - t0)
+    path.unlink()
+    seconds, read = float(np.median(scans)), float(np.median(reads))
+    return {"seconds": seconds, "mb_per_s": megabytes / seconds, "read_seconds": read}
 
 
 def in_child(fn: Any, *args: Any) -> dict[str, Any]:
@@ -193,6 +272,11 @@ def in_child(fn: Any, *args: Any) -> dict[str, Any]:
 
 def _mb(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f} MB"
+
+
+def _disk(r: dict) -> str:
+    """Peak temporary disk space of a run against its output's size."""
+    return f"disk peak {r['disk_peak_mb']:,.1f} MB (output {r['output_mb']:,.1f} MB)"
 
 
 def _model_row(name: str, r: dict) -> str:
@@ -218,6 +302,7 @@ def main() -> None:
     parser.add_argument("--no-4k", action="store_true", help="skip the 4K measurements")
     parser.add_argument("--no-e2e", action="store_true", help="skip the end-to-end convert_video runs")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
+    parser.add_argument("--scan-mb", type=int, default=256, help="MB scanned for the in-place rewrite (0: skip)")
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # figures appear as they are measured
 
@@ -267,22 +352,29 @@ def main() -> None:
                 print(_model_row(name, r))
         if not args.no_e2e:
             print(f"\nend to end on the clip (libx265 preset {args.preset}, crf {args.crf:g}):")
-            base = in_child(measure_baseline, str(clip), str(folder / "base.mp4"), args.crf, args.preset)
+            base = in_child(measure_baseline, str(clip), str(folder / "base" / "base.mp4"), args.crf, args.preset)
             fps0 = base["frames"] / base["seconds"]
             print(
                 f"{'decode+encode':<14} {base['seconds']:7.1f} s  {fps0:6.2f} frames/s  "
-                f"peak RSS {_mb(base['peak_rss_mb'])}"
+                f"peak RSS {_mb(base['peak_rss_mb'])}  {_disk(base)}"
             )
             for name in names:
-                out = str(folder / f"{name}.mp4")
+                out = str(folder / name / f"{name}.mp4")
                 r = in_child(
                     measure_convert, str(clip), out, name, checkpoints[name], args.crf, args.preset, args.threads
                 )
                 fps = r["frames"] / r["seconds"]
                 print(
                     f"{'convert ' + name:<14} {r['seconds']:7.1f} s  {fps:6.2f} frames/s  peak RSS "
-                    f"{_mb(r['peak_rss_mb'])}  throughput {fps / fps0:.2f} x decode+encode"
+                    f"{_mb(r['peak_rss_mb'])}  throughput {fps / fps0:.2f} x decode+encode  {_disk(r)}"
                 )
+        if args.scan_mb > 0:
+            r = in_child(measure_scan, folder, args.scan_mb)
+            print(
+                f"\nin-place MaxCLL/MaxFALL rewrite, the file's one read: {args.scan_mb} MB in {r['seconds']:.2f} s "
+                f"({r['mb_per_s']:,.0f} MB/s, page cache warm; {r['seconds'] / r['read_seconds']:.2f} x the time of "
+                f"plainly reading it, {r['read_seconds']:.2f} s)"
+            )
 
 
 if __name__ == "__main__":

@@ -26,13 +26,15 @@ One decode, one encode:
    fraction of clipped pixels is reported).
 4. :class:`~datakit.io.writer.HDR10Writer` encodes HEVC Main10 (libx265) yuv420p10le with BT.2020 / ST 2084 /
    BT.2020 NCL / limited-range VUI, an SMPTE ST 2086 mastering display (P3-D65, 0.0001 to ``peak_nits``
-   cd/m^2) and CTA-861.3 MaxCLL / MaxFALL measured on the output frames. Every frame keeps the source's
-   presentation time (variable frame rate survives), shifted so that the video starts at 0.
+   cd/m^2) and CTA-861.3 MaxCLL / MaxFALL measured on the output frames. Frames are encoded as they come and the
+   measured values are written into the finished file in place (nothing is spooled: the temporary space is the
+   compressed output). Every frame keeps the source's presentation time (variable frame rate survives), shifted
+   so that the video starts at 0.
 5. Audio streams are copied packet for packet (no re-encoding) from the source into the final file; the video
    is first written to a temporary file, then both are muxed. The output appears under its final name only
-   when everything succeeded: every temporary file (the encoder's output, the spooled frames, the video before
-   muxing) lives in the work folder ``.<output name>.partial`` beside the output, locked while a conversion
-   runs (:func:`work_folder`); the finished file is renamed out of it. A killed conversion leaves only that
+   when everything succeeded: every temporary file (the encoder's output, the video before muxing) lives in
+   the work folder ``.<output name>.partial`` beside the output, locked while a conversion runs
+   (:func:`work_folder`); the finished file is renamed out of it. A killed conversion leaves only that
    folder, which the next conversion to the same output (a rerun, ``--overwrite``) removes first.
 
 Without ``model`` and ``checkpoint`` the ``classical`` conversion (BT.1886 -> BT.2020 -> BT.2408 203 cd/m^2
@@ -644,7 +646,8 @@ def convert_video(
                 raise InputError(f"{src}: no decodable video frame")
             bar.close()
             if progress:
-                print(f"datakit: encoding {frames_done} frames (HEVC Main10, preset {preset})...", file=sys.stderr)
+                print(f"datakit: finishing the encode of {frames_done} frames (HEVC Main10, preset {preset}), "
+                      "writing MaxCLL/MaxFALL...", file=sys.stderr)  # fmt: skip
         light = writer.light_level
         if audio:
             _mux(video_path, src, audio, final_tmp, container_format)

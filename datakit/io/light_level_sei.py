@@ -29,6 +29,7 @@ rewritten and :class:`~datakit.errors.DatakitError` is raised (the writer then p
 
 from __future__ import annotations
 
+import mmap
 import os
 import struct
 
@@ -39,7 +40,7 @@ SEI_CONTENT_LIGHT_LEVEL = 144
 """payloadType of content_light_level_info (ITU-T H.265 / H.264 Annex D)."""
 PLACEHOLDER = ContentLightLevel(0xC3D5, 0xB7A9)
 """What the encoder is given until the measured values are known: no byte is 0x00..0x03 (see the module doc)."""
-_CHUNK = 16 << 20  # bytes read at a time
+_CHUNK = 16 << 20  # bytes searched at a time
 
 
 def sei_message(level: ContentLightLevel) -> bytes:
@@ -94,23 +95,22 @@ class PlaceholderCount:
 
 
 def find_all(path: str | os.PathLike[str], patterns: list[bytes]) -> list[list[int]]:
-    """File offsets of every copy of each of ``patterns`` in ``path`` (one sequential read)."""
+    """File offsets of every copy of each of ``patterns`` in ``path``: one sequential pass over the file, mapped
+    (no copies), window by window, every pattern searched in a window while it is in the cache."""
     found: list[list[int]] = [[] for _ in patterns]
-    keep_max = max(len(p) for p in patterns) - 1  # the end of a chunk, searched again with the next one
-    with open(path, "rb") as f:
-        tail = b""
-        start = 0  # file offset of tail[0]
-        while chunk := f.read(_CHUNK):
-            data = tail + chunk
+    size = os.path.getsize(path)
+    if size == 0:
+        return found
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+        if hasattr(mapped, "madvise"):
+            mapped.madvise(mmap.MADV_SEQUENTIAL)
+        for start in range(0, size, _CHUNK):
             for hits, pattern in zip(found, patterns, strict=True):
-                # Copies lying wholly inside the tail were found with the chunk before.
-                i = data.find(pattern, max(0, len(tail) - len(pattern) + 1))
+                end = min(size, start + _CHUNK + len(pattern) - 1)  # copies starting in this window
+                i = mapped.find(pattern, start, end)
                 while i >= 0:
-                    hits.append(start + i)
-                    i = data.find(pattern, i + 1)
-            keep = min(keep_max, len(data))
-            start += len(data) - keep
-            tail = data[len(data) - keep :]
+                    hits.append(i)
+                    i = mapped.find(pattern, i + 1, end)
     return found
 
 
