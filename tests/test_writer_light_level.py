@@ -218,3 +218,17 @@ def test_light_level_in_x265_params_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="light_level"):
         HDR10Writer(tmp_path / "x.mp4", W, H, 24, x265_params="max-cll=1000,400")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_rewrite_publishes_nothing(
+    tmp_path: Path, pq_frames: list[np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the file holds more copies than the encoder handed out (here its packets' copies go uncounted), close()
+    raises and neither the output nor its temporary file is left."""
+    monkeypatch.setattr(light_level_sei.PlaceholderCount, "add_packet", lambda self, data: None)
+    with pytest.raises(DatakitError, match="copies of the placeholder"), HDR10Writer(
+        tmp_path / "out.mp4", W, H, 24, preset="ultrafast"
+    ) as writer:
+        for frame in pq_frames[:3]:
+            writer.write(frame)
+    assert list(tmp_path.iterdir()) == []
