@@ -579,7 +579,7 @@ def convert_video(
     from datakit.io.metadata import MasteringDisplay
     from datakit.io.probe import probe
     from datakit.io.reader import VideoReader
-    from datakit.io.writer import CONTAINERS, HDR10Writer
+    from datakit.io.writer import CONTAINERS, HDR10Writer, refuse_x265_heap_bug
 
     started = time.perf_counter()
     src, dst = Path(src), Path(dst)
@@ -606,6 +606,7 @@ def convert_video(
     width, height = info.width - info.width % 2, info.height - info.height % 2
     if width < 2 or height < 2:
         raise UnsupportedFormatError(f"{src}: frame size {info.width}x{info.height} is too small")
+    refuse_x265_heap_bug(dst, "libx265", width)
     if (width, height) != (info.width, info.height):
         notes.append(f"odd frame size {info.width}x{info.height}: cropped to {width}x{height} for 4:2:0 output")
     timing = _Timing(info.time_base)

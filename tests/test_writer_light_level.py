@@ -19,7 +19,7 @@ import pytest
 from datakit.color.gamut import convert_gamut
 from datakit.color.transfer import st2084_inverse_eotf
 from datakit.convert import convert_video
-from datakit.errors import DatakitError
+from datakit.errors import DatakitError, UnsupportedFormatError
 from datakit.io import light_level_sei
 from datakit.io.images import read_hdr_image
 from datakit.io.metadata import ContentLightLevel
@@ -232,3 +232,18 @@ def test_failed_rewrite_publishes_nothing(
         for frame in pq_frames[:3]:
             writer.write(frame)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("width", [40, 48])
+def test_x265_heap_bug_widths_are_refused(tmp_path: Path, width: int) -> None:
+    """PyAV's bundled libx265 corrupts the heap on 40- and 48-pixel-wide pictures (the process aborts later): the
+    writers refuse them with one line instead, leaving nothing."""
+    with pytest.raises(UnsupportedFormatError, match=f"{width}-pixel-wide"):
+        HDR10Writer(tmp_path / "narrow.mkv", width, 64, 24)
+    with pytest.raises(UnsupportedFormatError, match=f"{width}-pixel-wide"):
+        SDRWriter(tmp_path / "narrow.mp4", width, 64, 24, codec="libx265")
+    with SDRWriter(tmp_path / "narrow.mp4", width, 64, 24, preset="ultrafast") as writer:  # x264 is fine
+        writer.write(np.zeros((64, width, 3), np.uint8))
+    with pytest.raises(UnsupportedFormatError, match=rf"out\.mkv: libx265 .* {width}-pixel-wide"):
+        convert_video(tmp_path / "narrow.mp4", tmp_path / "out.mkv", device="cpu")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["narrow.mp4"]

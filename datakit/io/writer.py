@@ -38,6 +38,22 @@ from datakit.io.metadata import (
 CONTAINERS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska", ".hevc": "hevc", ".h265": "hevc", ".264": "h264"}
 
 
+X265_HEAP_BUG_WIDTHS = frozenset({40, 48})
+"""Picture widths on which PyAV 18.1's bundled libx265 corrupts the heap (glibc ``free(): invalid next size``, the
+process aborts later, in other code): seen here for 40 and 48, not for 16-32, 56, 64-128. The writers refuse
+them; the synthetic codec pass pads every x265 picture to 64 pixels instead (``datakit.synth.degrade``)."""
+
+
+def refuse_x265_heap_bug(path: str | os.PathLike[str], codec: str, width: int) -> None:
+    """:class:`UnsupportedFormatError` naming ``path`` when ``codec`` is libx265 and ``width`` one of
+    :data:`X265_HEAP_BUG_WIDTHS`."""
+    if codec == "libx265" and width in X265_HEAP_BUG_WIDTHS:
+        raise UnsupportedFormatError(
+            f"{path}: libx265 (PyAV's bundled build) corrupts memory on {width}-pixel-wide pictures; "
+            f"crop or pad the video to another width"
+        )
+
+
 def _fps(fps: Fraction | float | int | str) -> Fraction:
     value = Fraction(fps).limit_denominator(1001 * 1000) if not isinstance(fps, Fraction) else fps
     if value <= 0:
@@ -309,6 +325,11 @@ class HDR10Writer(_Writer):
         time_base: Fraction | None = None,
     ) -> None:
         super().__init__(path, width, height, fps)
+        try:
+            refuse_x265_heap_bug(self.path, self._codec, self.width)
+        except UnsupportedFormatError:
+            self.abort()
+            raise
         if "max-cll" in {item.partition("=")[0] for item in _params({}, x265_params).split(":")}:
             self.abort()
             raise ValueError(f"{self.path}: give MaxCLL/MaxFALL as light_level, not in x265_params (max-cll)")
@@ -452,6 +473,11 @@ class SDRWriter(_Writer):
             self.abort()
             raise ValueError(f"SDR codec must be libx264 or libx265, got {codec!r}")
         self._codec = codec
+        try:
+            refuse_x265_heap_bug(self.path, codec, self.width)
+        except UnsupportedFormatError:
+            self.abort()
+            raise
         if codec == "libx264":
             params = {"colorprim": "bt709", "transfer": "bt709", "colormatrix": "bt709", "range": "tv"}
             params["chromaloc"] = "0"
