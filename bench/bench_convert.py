@@ -246,7 +246,7 @@ def measure_scan(folder: Path, megabytes: int) -> dict[str, Any]:
     with open(path, "wb") as f:
         for _ in range(megabytes):
             f.write(rng.bytes(1 << 20))
-    patterns = [old for old, _ in light_level_sei._replacements(light_level_sei.PLACEHOLDER)]
+    patterns = [old for old, _ in light_level_sei.replacements(light_level_sei.PLACEHOLDER)]
     light_level_sei.find_all(path, patterns)  # warm the page cache
     scans, reads = [], []
     buffer = bytearray(16 << 20)

@@ -14,7 +14,7 @@ blocks, a raw Annex B stream alike). Two conditions keep it exact:
 - the placeholder holds no byte 0x00..0x03, so no emulation prevention byte (H.265 7.4.2) lies in or next to it
   and the message is stored verbatim in the file;
 - the measured values must need no emulation prevention byte either (``00 00`` followed by a byte <= 3 inside the
-  message). That happens only for MaxCLL 0 (then MaxFALL is 0 too) and for MaxCLL a multiple of 256 with
+  message). That happens only for MaxCLL 0 (with MaxFALL below 1024) and for MaxCLL a multiple of 256 with
   MaxFALL <= 3; :func:`writable` raises MaxCLL of those by 1 cd/m^2 (still an upper bound of every pixel).
 
 Finding the copies: the finished file is read once, sequentially; every occurrence of the placeholder message
@@ -70,7 +70,7 @@ def info_text(level: ContentLightLevel) -> bytes:
     return f" cll={level.max_cll},{level.max_fall}".ljust(len(" cll=65535,65535")).encode("ascii")
 
 
-def _replacements(measured: ContentLightLevel) -> list[tuple[bytes, bytes]]:
+def replacements(measured: ContentLightLevel) -> list[tuple[bytes, bytes]]:
     """(placeholder bytes, measured bytes) of the same length: the SEI message, the encoder information text."""
     return [(sei_message(PLACEHOLDER), sei_message(measured)), (info_text(PLACEHOLDER), info_text(measured))]
 
@@ -80,7 +80,7 @@ class PlaceholderCount:
     its extradata (which a muxer stores in a header, or not at all)."""
 
     def __init__(self) -> None:
-        patterns = [old for old, _ in _replacements(PLACEHOLDER)]
+        patterns = [old for old, _ in replacements(PLACEHOLDER)]
         self._patterns = patterns
         self.packets = [0] * len(patterns)
         self.extradata = [0] * len(patterns)
@@ -120,8 +120,8 @@ def rewrite_light_level(path: str | os.PathLike[str], measured: ContentLightLeve
     kind, at least as many copies as ``count``'s packets and at most that plus ``count``'s extradata."""
     if needs_emulation_prevention(measured):
         raise ValueError(f"{measured} needs an emulation prevention byte: pass it through writable() first")
-    replacements = _replacements(measured)
-    offsets = find_all(path, [old for old, _ in replacements])
+    pairs = replacements(measured)
+    offsets = find_all(path, [old for old, _ in pairs])
     for hits, low, extra in zip(offsets, count.packets, count.extradata, strict=True):
         if not low <= len(hits) <= low + extra:
             raise DatakitError(
@@ -129,7 +129,7 @@ def rewrite_light_level(path: str | os.PathLike[str], measured: ContentLightLeve
                 f"{low}..{low + extra}; MaxCLL/MaxFALL not written (pass light_level to the writer)"
             )
     with open(path, "r+b") as f:
-        for hits, (_, new) in zip(offsets, replacements, strict=True):
+        for hits, (_, new) in zip(offsets, pairs, strict=True):
             for offset in hits:
                 f.seek(offset)
                 f.write(new)
