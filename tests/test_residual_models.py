@@ -45,7 +45,7 @@ def test_residual_model_learns_a_correction(name: str) -> None:
         loss = (model(x) - target).abs().mean()
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     assert losses[0] == pytest.approx(0.05, abs=1e-6)
     assert losses[-1] < 0.6 * losses[0]
     first = model.condition.features[0] if name == "agcm" else model.hme.trunk[0]
