@@ -18,7 +18,12 @@ Structure (HDRTVNet, "adaptive global colour mapping"; the paper itself is not i
 The condition width (6), the block widths and the dropout (p = 0.5) are our recollection of the
 public model's published architecture, confirmed by reproducing its 35,251 parameters exactly; the
 code is written from that description, not copied. Initialisation is PyTorch's default.
-The output is the last modulated convolution (no residual, no output activation).
+The output is the last modulated convolution (no output activation).
+
+Our addition (not in HDRTVNet): ``residual=True`` adds that output, as a correction in PQ code values, to the
+classical BT.2408 mapping (:class:`datakit.nn.models.classical.ResidualBase`); the last convolution and its shift start
+at zero, so the untrained model equals ``--model classical``. Off by default (``residual=False`` is the paper's
+network, and checkpoints without the option keep loading as trained); the training configs in ``models/`` set it.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import torch
 from torch import nn
 
 from datakit.nn.layers import ColorBlock, map_bands, modulate, row_bands
+from datakit.nn.models.classical import ResidualBase, zero_init_
 from datakit.nn.registry import register_model
 
 __all__ = ["AGCM", "ConditionNet"]
@@ -53,7 +59,8 @@ class ConditionNet(nn.Module):
     "agcm",
     paper_params=35_251,
     frames=1,
-    description="HDRTVNet adaptive global colour mapping (ICCV 2021): 1x1-conv base net + condition net",
+    description="HDRTVNet adaptive global colour mapping (ICCV 2021): 1x1-conv base net + condition net; residual=True "
+    "(our addition, off by default) learns a correction of the classical mapping",
 )
 class AGCM(nn.Module):
     """HDRTVNet AGCM: ``rgb_sdr (B,3,H,W) -> rgb_pq (B,3,H,W)``."""
@@ -61,7 +68,7 @@ class AGCM(nn.Module):
     frames = 1
     output_frames = 1
 
-    def __init__(self, nf: int = 64, cond: int = 6) -> None:
+    def __init__(self, nf: int = 64, cond: int = 6, residual: bool = False) -> None:
         super().__init__()
         self.condition = ConditionNet(cond)
         self.conv1 = nn.Conv2d(3, nf, 1)
@@ -71,14 +78,20 @@ class AGCM(nn.Module):
         self.scale2, self.shift2 = nn.Linear(cond, nf), nn.Linear(cond, nf)
         self.scale3, self.shift3 = nn.Linear(cond, 3), nn.Linear(cond, 3)
         self.act = nn.ReLU(inplace=True)
+        self.base = ResidualBase() if residual else None
+        if residual:
+            zero_init_(self.conv3, self.shift3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training or torch.is_grad_enabled() or x.device.type != "cpu":
-            return self.reference_forward(x)
-        return self.banded_forward(x)
+            y = self.reference_forward(x)
+        else:
+            y = self.banded_forward(x)
+        return y if self.base is None else self.base(x, y)
 
     def reference_forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The network as described above (training, CUDA, and the baseline of :meth:`banded_forward`)."""
+        """The network as described above (training, CUDA, and the baseline of :meth:`banded_forward`); without
+        the residual base, which :meth:`forward` adds."""
         c = self.condition(x)
 
         def gfm(y: torch.Tensor, scale: nn.Linear, shift: nn.Linear) -> torch.Tensor:

@@ -33,7 +33,7 @@ from datakit.color.gamut import convert_gamut
 from datakit.color.transfer import SDR_REFERENCE_WHITE_NITS, bt1886_eotf, st2084_inverse_eotf
 from datakit.nn.registry import register_model
 
-__all__ = ["Classical"]
+__all__ = ["Classical", "ResidualBase", "zero_init_"]
 
 
 @register_model(
@@ -90,3 +90,34 @@ class Classical(nn.Module):
         if self.highlight_expansion:
             rgb_nits = self.expand(rgb_nits)
         return st2084_inverse_eotf(rgb_nits).permute(0, 3, 1, 2).contiguous()
+
+
+def zero_init_(*modules: nn.Module) -> None:
+    """Set every parameter of ``modules`` to zero (the last layers of a residual correction: :class:`ResidualBase`)."""
+    for module in modules:
+        for param in module.parameters():
+            nn.init.zeros_(param)
+
+
+class ResidualBase(nn.Module):
+    """The classical mapping as the base of a learned model: ``forward(x, correction) = Classical()(x) + correction``.
+
+    Our addition to the papers' architectures (option ``residual`` of ``agcm``, ``hdcfm``, ``kpnmfi``): the network
+    predicts a correction in PQ code values on top of the BT.2408 display-light mapping, its last layer initialised at
+    zero (:func:`zero_init_`), so an untrained model equals ``--model classical`` exactly and training only has to
+    learn how the SDR operator departs from that mapping. No parameters (the checkpoint format is unchanged).
+    ``x`` is ``rgb_sdr`` ``(B, 3, H, W)`` or ``(B, T, 3, H, W)``; ``correction`` has the output's shape.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.classical = Classical()
+
+    def forward(self, x: torch.Tensor, correction: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 5:
+            base = self.classical(x.flatten(0, 1)).view_as(x)
+            if correction.dim() == 4:  # one output frame: the centre one
+                base = base[:, x.shape[1] // 2]
+        else:
+            base = self.classical(x)
+        return base + correction

@@ -36,6 +36,11 @@ not used):
   9C^2 parameters per block).
 - Inference on CPU (no gradients) runs :meth:`HDCFM.banded_forward`, the same values computed a few rows at a
   time; training, CUDA and anything that needs gradients run :meth:`HDCFM.reference_forward`.
+- Our addition (not in the paper): ``residual=True`` adds the network's output, as a correction in PQ code values,
+  to the classical BT.2408 mapping (:class:`datakit.nn.models.classical.ResidualBase`, applied by
+  :meth:`HDCFM.forward` after either path); the output convolution and the last global shift start at zero, so the
+  untrained model equals ``--model classical``. Off by default (``residual=False`` is the paper's network, and
+  checkpoints without the option keep loading as trained); the training configs in ``models/`` set it.
 - Widths: ``nf=40, stages=3, cond=8, local=32`` give 101,102 parameters, within 0.5 % of the
   public checkpoint's 100,682 (paper: 100.63K). The widths were chosen for that count, not taken
   from the checkpoint.
@@ -58,6 +63,7 @@ from datakit.nn.layers import (
     row_bands,
     rows_with_halo,
 )
+from datakit.nn.models.classical import ResidualBase, zero_init_
 from datakit.nn.registry import register_model
 
 __all__ = ["BAND_ROWS", "DYCT", "HDCFM", "HME"]
@@ -152,7 +158,8 @@ def hierarchical_modulation(f: torch.Tensor, vectors: tuple[torch.Tensor, ...]) 
     "hdcfm",
     paper_params=100_630,
     frames=1,
-    description="HDCFM (ACM MM 2022): hierarchical global+local modulation and dynamic context transform",
+    description="HDCFM (ACM MM 2022): hierarchical global+local modulation and dynamic context transform; "
+    "residual=True (our addition, off by default) learns a correction of the classical mapping",
 )
 class HDCFM(nn.Module):
     """HDCFM first stage: ``rgb_sdr (B,3,H,W) -> rgb_pq (B,3,H,W)``."""
@@ -160,7 +167,7 @@ class HDCFM(nn.Module):
     frames = 1
     output_frames = 1
 
-    def __init__(self, nf: int = 40, stages: int = 3, cond: int = 8, local: int = 32) -> None:
+    def __init__(self, nf: int = 40, stages: int = 3, cond: int = 8, local: int = 32, residual: bool = False) -> None:
         super().__init__()
         self.hme = HME((nf,) * stages, cond=cond, local=local)
         self.convs = nn.ModuleList(nn.Conv2d(3 if i == 0 else nf, nf, 1) for i in range(stages))
@@ -169,11 +176,16 @@ class HDCFM(nn.Module):
         self.out_scale = nn.Linear(cond, 3)
         self.out_shift = nn.Linear(cond, 3)
         nn.init.constant_(self.out_scale.bias, 1.0)
+        self.base = ResidualBase() if residual else None
+        if residual:
+            zero_init_(self.out, self.out_shift)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training or torch.is_grad_enabled() or x.device.type != "cpu":
-            return self.reference_forward(x)
-        return self.banded_forward(x)
+            y = self.reference_forward(x)
+        else:
+            y = self.banded_forward(x)
+        return y if self.base is None else self.base(x, y)
 
     def reference_forward(self, x: torch.Tensor) -> torch.Tensor:
         """The network as written above, whole-frame tensors throughout: training, CUDA, and the baseline the
