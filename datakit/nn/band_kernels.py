@@ -130,10 +130,11 @@ def spatial_taps(
     """DDF's spatial kernel predictor after its three matrix products: ``out`` ``(B, T, R, W)``.
 
     ``y0, y1, y2`` ``(B, 3 * O, R, W)``: kernel row ``dy``'s weights times the input rows ``r + dy - 1``, channel
-    ``dx * O + o`` for kernel column ``dx`` (:func:`datakit.nn.layers.conv3x3_rows`'s products). Computes
+    ``dx * O + o`` for kernel column ``dx`` (:func:`datakit.nn.layers.conv3x3_products`). Computes
     ``h = ReLU(bias1 + sum_dy,dx y_dy[dx, o, w + dx - 1])`` (the 3x3 convolution, zero columns outside),
     ``s = weight2 @ h + bias2`` (the 1x1 convolution, ``weight2`` ``(T, O)``) and the filter normalization over the
-    ``T`` taps, ``offset + gain * (s - mean) / (std + 1e-5)`` (:meth:`_FilterNorm.standardize_taps`).
+    ``T`` taps, ``offset + gain * (s - mean) / (std + 1e-5)`` (the filter normalization of
+    :class:`datakit.nn.layers.DecoupledDynamicFilter`, population deviation).
     """
     n_b, n_t, n_rows, width = out.shape
     n_o = bias1.shape[0]
@@ -197,7 +198,8 @@ def modulate_band(
     ``z`` ``(B, C, R, W)`` (a 1x1 convolution without its bias), ``bias`` ``(B, C)``; ``scale``/``shift`` are
     bilinear upsamplings (``align_corners=False``) of low-resolution maps whose rows are already interpolated,
     ``scale_rows``/``shift_rows`` ``(B, C, H, w)``: the columns are interpolated here, output column ``j`` from
-    low columns ``col0[j]``, ``col1[j]`` with weight ``frac[j]`` on the second (:func:`layers.bilinear_bands`)."""
+    low columns ``col0[j]``, ``col1[j]`` with weight ``frac[j]`` on the second
+    (:func:`datakit.nn.layers.bilinear_rows`)."""
     n_b, n_c, n_rows, width = z.shape
     sums = np.zeros((n_b, n_c), dtype=np.float64)
     for b in range(n_b):
@@ -241,7 +243,8 @@ def projected_taps(projected: np.ndarray, spatial: np.ndarray, base: np.ndarray,
 def context_band(logits: np.ndarray, y: np.ndarray, r0: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A band's share of a softmax-weighted sum over the frame: ``logits`` ``(B, R, W)`` of rows ``r0 ..`` of
     ``y`` ``(B, C, H, W)``. Returns the band's maximum logit ``m`` ``(B,)``, ``sum exp(l - m)`` ``(B,)`` and
-    ``sum_p exp(l_p - m) y[:, p]`` ``(B, C)`` (float64), which :func:`softmax` over the frame rescales and adds."""
+    ``sum_p exp(l_p - m) y[:, p]`` ``(B, C)`` (float64), which the caller rescales to the frame's maximum and
+    adds up."""
     n_b, n_rows, width = logits.shape
     n_c = y.shape[1]
     peak = np.empty(n_b, dtype=np.float64)

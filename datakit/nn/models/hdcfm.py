@@ -35,7 +35,8 @@ not used):
   squeeze (GAP, 1x1 to C/4, ReLU, 1x1 to 9C) instead of a single 1x1 conv to 9C (which would cost
   9C^2 parameters per block).
 - Inference on CPU (no gradients) runs :meth:`HDCFM.banded_forward`, the same values computed a few rows at a
-  time; training, CUDA and anything that needs gradients run :meth:`HDCFM.reference_forward`.
+  time, its elementwise chains as compiled loops (:mod:`datakit.nn.band_kernels`); training, CUDA and anything
+  that needs gradients run :meth:`HDCFM.reference_forward`.
 - Widths: ``nf=40, stages=3, cond=8, local=32`` give 101,102 parameters, within 0.5 % of the
   public checkpoint's 100,682 (paper: 100.63K). The widths were chosen for that count, not taken
   from the checkpoint.
@@ -202,8 +203,12 @@ class HDCFM(nn.Module):
            band's share of the softmax-weighted context (its maximum logit and rescaled sums). The block's
            output ``y + t`` is never stored: ``t`` goes into the bias of the next 1x1 convolution.
 
-        ``workers`` threads (default: torch's intra-op thread count) each take a run of bands, torch's own ops
-        single-threaded meanwhile (:func:`map_bands`). Memory: two ``(B, nf, H, W)`` maps.
+        Each pass is BLAS matrix products read in place (:func:`matmul_band`, :func:`conv3x3_products`) and one
+        compiled loop per step (:mod:`datakit.nn.band_kernels`: the modulation with its column upsampling, the
+        SKP's sums and filter normalization, the DDF's nine taps, the softmax shares), the band sums computed in
+        the same loops. ``workers`` threads (default: torch's intra-op thread count) each take a run of bands,
+        torch's own ops single-threaded meanwhile (:func:`map_bands`; the loops release the GIL). Memory: two
+        ``(B, nf, H, W)`` maps and the stage's two modulation maps at full height and 1/32 width.
         """
         b, _, h, w = x.shape
         workers = workers or torch.get_num_threads()
