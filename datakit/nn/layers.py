@@ -20,10 +20,11 @@ Contents and their sources (all written from the papers' descriptions):
 - :class:`LargeKernelResBlock`: DSLNet's LKRB, ``x + Conv3x3(ReLU(DW17x17(ReLU(x))))`` (DSLNet Eq. 8).
 - :class:`SelfAttention2d`: SAGAN self-attention (Zhang et al., ICML 2019), used by KPN-MFI.
 - :func:`apply_pixel_kernels`: per-pixel, per-channel k x k filtering of an image (KPN-MFI Eq. 3).
-- :func:`row_bands`, :func:`rows_with_halo`, :func:`bilinear_bands`, :func:`pointwise`,
-  :func:`conv3x3_rows`, :func:`filter_rows`: the pieces of band-wise inference
-  (a frame processed a few rows at a time, so that the intermediate maps of a full-resolution layer stay in
-  the CPU's caches instead of making one pass over memory per operation).
+- :func:`row_bands`, :func:`rows_with_halo`, :func:`bilinear_rows`, :func:`pointwise`,
+  :func:`matmul_band`, :func:`conv3x3_products`: the pieces of band-wise inference (a frame processed a few rows
+  at a time, so that the intermediate maps of a full-resolution layer stay in the CPU's caches instead of making
+  one pass over memory per operation); their elementwise chains run as compiled loops
+  (:mod:`datakit.nn.band_kernels`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from datakit.nn import band_kernels
+
 T = TypeVar("T")
 
 __all__ = [
@@ -46,13 +49,13 @@ __all__ = [
     "LargeKernelResBlock",
     "SelfAttention2d",
     "apply_pixel_kernels",
-    "bilinear_bands",
-    "conv3x3_rows",
+    "bilinear_rows",
+    "conv3x3_products",
     "crop_to",
     "dynamic_filter",
-    "filter_rows",
     "kaiming_scale_",
     "map_bands",
+    "matmul_band",
     "modulate",
     "pad_to_multiple",
     "pointwise",
@@ -139,14 +142,6 @@ class _FilterNorm(nn.Module):
         shape[tap_dim] = -1
         return f * self.gain.view(shape) + self.offset.view(shape)
 
-    def standardize_taps(self, f: torch.Tensor) -> torch.Tensor:
-        """:meth:`forward` for taps on axis 1 of ``(B, K*K, H, W)``, the deviation computed explicitly (faster
-        than ``std`` on CPU; inference)."""
-        d = f - f.mean(dim=1, keepdim=True)
-        std = d.square().mean(dim=1, keepdim=True).sqrt_()
-        d.div_(std.add_(1e-5))
-        return torch.addcmul(self.offset.view(1, -1, 1, 1), d, self.gain.view(1, -1, 1, 1))
-
 
 class DecoupledDynamicFilter(nn.Module):
     """Decoupled dynamic filter (DDF): ``out[c, p] = sum_k S[k, p] * K[c, k] * x[c, p + k] + b[c]``.
@@ -158,7 +153,9 @@ class DecoupledDynamicFilter(nn.Module):
     Both are filter-normalized. The operation is depthwise: the output has the input's channels.
 
     The taps are accumulated in a loop over the ``K*K`` offsets (shifted views of one padded tensor),
-    which needs no ``(B, C*K*K, H*W)`` unfold buffer in the forward pass.
+    which needs no ``(B, C*K*K, H*W)`` unfold buffer in the forward pass. Inference a band at a time:
+    :meth:`forward_band`, :meth:`spatial_rows`, :meth:`projected_rows` (compiled loops, CPU, ``K = 3`` for the
+    spatial predictor's products).
     """
 
     def __init__(
@@ -197,7 +194,7 @@ class DecoupledDynamicFilter(nn.Module):
 
     @property
     def halo(self) -> int:
-        """Rows of context above and below that :meth:`forward_rows` needs (``K // 2``)."""
+        """Rows of context above and below that a band of :meth:`forward_band` reads (``K // 2``)."""
         return self.k // 2
 
     def channel_kernel(self, mean: torch.Tensor) -> torch.Tensor:
@@ -205,21 +202,39 @@ class DecoupledDynamicFilter(nn.Module):
         b, c = mean.shape
         return self.channel_norm(self.ckp(mean[:, :, None, None]).view(b, c, self.k * self.k), tap_dim=2)
 
-    def forward_rows(self, rows: torch.Tensor, channel: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-        """The DDF of a band of rows, the same values as :meth:`forward` gives there (inference only).
-
-        ``rows``: ``(B, C, R + 2 * halo, W)``, the band with :attr:`halo` rows of context above and below (zeros
-        beyond the frame, as :func:`rows_with_halo` cuts it); ``channel``: :meth:`channel_kernel` of the whole
-        frame's mean. Returns ``(B, C, R, W)``, written into ``out`` when given.
-        """
-        return filter_rows(rows, self.spatial_rows(rows), channel, self.k, self.bias, out)
+    def forward_band(
+        self, x: torch.Tensor, r0: int, r1: int, channel: torch.Tensor, out: torch.Tensor
+    ) -> torch.Tensor:
+        """Rows ``r0 .. r1`` of :meth:`forward` of the frame ``x`` ``(B, C, H, W)``, written into the same rows of
+        ``out`` (a C-contiguous ``(B, C, H, W)`` frame; inference on CPU). ``channel``: :meth:`channel_kernel` of
+        the whole frame's mean. Returns the band's per-channel sums ``(B, C)`` (float64)."""
+        if not (x.is_contiguous() and out.is_contiguous()):
+            raise ValueError("forward_band reads and writes C-contiguous frames")
+        spatial = self.spatial_rows(rows_with_halo(x, r0, r1, self.halo))
+        sums = band_kernels.ddf_band(x.numpy(), r0, spatial.numpy(), _np(channel), _np(self.bias), out.numpy())
+        return torch.from_numpy(sums)
 
     def spatial_rows(self, rows: torch.Tensor) -> torch.Tensor:
-        """The spatial kernel ``(B, K*K, R, W)`` of a band cut as :meth:`forward_rows` takes it."""
+        """The spatial kernel ``(B, K*K, R, W)`` of a band ``rows`` ``(B, C, R + 2 * halo, W)`` (the band with
+        :attr:`halo` rows of context above and below, zeros beyond the frame, as :func:`rows_with_halo` cuts it).
+
+        SKP's 3x3 convolution as three matrix products (:func:`conv3x3_products`); its shifted sums, ReLU, 1x1
+        convolution and the filter normalization in one compiled loop (:func:`band_kernels.spatial_taps`)."""
         r = self.halo
         inner = rows[:, :, r - 1 : rows.shape[2] - r + 1]  # the 3x3 SKP convolution needs one row each side
-        hidden = conv3x3_rows(inner, self.skp[0].weight, self.skp[0].bias).clamp_min_(0.0)
-        return self.spatial_norm.standardize_taps(pointwise(hidden, self.skp[2].weight, self.skp[2].bias))
+        products = conv3x3_products(inner, self.skp[0].weight)
+        b, _, height, width = products[0].shape
+        out = rows.new_empty((b, self.k * self.k, height, width))
+        band_kernels.spatial_taps(
+            *(p.numpy() for p in products),
+            _np(self.skp[0].bias),
+            _np(self.skp[2].weight[:, :, 0, 0]),
+            _np(self.skp[2].bias),
+            _np(self.spatial_norm.gain),
+            _np(self.spatial_norm.offset),
+            out.numpy(),
+        )
+        return out
 
     def projected_rows(
         self, rows: torch.Tensor, channel: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
@@ -229,66 +244,31 @@ class DecoupledDynamicFilter(nn.Module):
         The projection is linear and the channel kernel acts per channel, so
         ``sum_c w[o, c] (b[c] + sum_t S_t K[c, t] x_c(p + t)) = w b + sum_t S_t (sum_c w[o, c] K[c, t] x_c)(p + t)``:
         one matrix product gives the ``O * K*K`` projected maps, and the taps run over ``O`` maps instead of ``C``
-        (the context block's logits: one map instead of 40). ``rows`` and ``channel`` as for :meth:`forward_rows`.
+        (the context block's logits: one map instead of 40). ``rows`` as for :meth:`spatial_rows`, ``channel`` as
+        for :meth:`forward_band`.
         """
         b, c, _, w = rows.shape
         o, taps = weight.shape[0], self.k * self.k
         spatial = self.spatial_rows(rows)
         mix = (weight[None, :, :, 0, 0, None] * channel[:, None]).permute(0, 1, 3, 2).reshape(b, o * taps, c)
-        projected = torch.matmul(mix, rows.reshape(b, c, -1)).view(b, o, taps, rows.shape[2], w)
-        out = (bias + weight[:, :, 0, 0] @ self.bias).view(1, o, 1, 1).expand(b, o, *spatial.shape[-2:]).clone()
-        height, r = spatial.shape[-2], self.halo
-        for t in range(taps):
-            dy, dx = divmod(t, self.k)
-            dst, src = _column_shift(dx - r, w)
-            out[..., dst].addcmul_(projected[:, :, t, dy : dy + height, src], spatial[:, t : t + 1, :, dst])
+        projected = torch.stack([torch.mm(mix[i], rows[i].reshape(c, -1)) for i in range(b)])
+        base = (bias + weight[:, :, 0, 0] @ self.bias).expand(b, o)
+        out = rows.new_empty((b, o, *spatial.shape[-2:]))
+        band_kernels.projected_taps(
+            projected.view(b, o, taps, rows.shape[2], w).numpy(), spatial.numpy(), _np(base), out.numpy()
+        )
         return out
 
 
-def _column_shift(dx: int, width: int) -> tuple[slice, slice]:
-    """Output and input columns of a tap ``dx`` columns to the right, zeros outside ``[0, width)``:
-    ``out[..., dst]`` is updated from ``x[..., src]``."""
-    return (slice(0, width - dx), slice(dx, width)) if dx >= 0 else (slice(-dx, width), slice(0, width + dx))
-
-
-def filter_rows(
-    rows: torch.Tensor,
-    spatial: torch.Tensor,
-    channel: torch.Tensor,
-    k: int,
-    bias: torch.Tensor,
-    out: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Decoupled kernels applied to a band: ``bias + sum_t spatial[:, t] * channel[:, :, t] * shift_t(x)``.
-
-    ``rows`` ``(B, C, R + k - 1, W)`` holds ``k // 2`` rows of context above and below the band (zero rows
-    beyond the frame); ``spatial`` ``(B, k*k, R, W)``; ``channel`` ``(B, C, k*k)``; ``bias`` ``(C,)``. Columns
-    outside the frame count as zeros: each tap updates only the columns its shifted input covers, so nothing
-    is padded. Returns ``(B, C, R, W)`` (written into ``out`` when given); the same sum as :func:`dynamic_filter`
-    (inference only).
-    """
-    r = k // 2
-    height, width = spatial.shape[-2:]
-    centre = (k * k) // 2
-    scaled = torch.mul(rows[:, :, r : r + height], channel[:, :, centre, None, None])
-    if out is None:
-        out = torch.empty_like(scaled)
-    torch.addcmul(bias.view(1, -1, 1, 1), scaled, spatial[:, centre : centre + 1], out=out)
-    for t in range(k * k):
-        if t == centre:
-            continue
-        dy, dx = divmod(t, k)
-        dst, src = _column_shift(dx - r, width)
-        part = scaled[..., dst]
-        torch.mul(rows[:, :, dy : dy + height, src], channel[:, :, t, None, None], out=part)
-        out[..., dst].addcmul_(part, spatial[:, t : t + 1, :, dst])
-    return out
+def _np(t: torch.Tensor):  # -> numpy.ndarray
+    """A C-contiguous numpy view (or copy, when ``t`` is not contiguous) of a CPU tensor, for the compiled loops."""
+    return t.detach().contiguous().numpy()
 
 
 def dynamic_filter(x: torch.Tensor, spatial: torch.Tensor, channel: torch.Tensor, k: int) -> torch.Tensor:
     """Apply decoupled kernels: ``sum_t spatial[:, t] * channel[:, :, t] * shift_t(x)`` (zero padding).
 
-    The whole-frame form (training and the reference inference path); :meth:`DecoupledDynamicFilter.forward_rows`
+    The whole-frame form (training and the reference inference path); :meth:`DecoupledDynamicFilter.forward_band`
     computes the same a band at a time.
     """
     h, w = x.shape[-2:]
@@ -440,41 +420,40 @@ def kaiming_scale_(module: nn.Module, scale: float) -> None:
                 nn.init.zeros_(m.bias)
 
 
+def matmul_band(weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``weight`` ``(C_out, C_in)`` times every position of ``x`` ``(B, C_in, R, W)``: ``(B, C_out, R, W)``, new and
+    contiguous. ``x``'s ``R x W`` positions must form one stride (a band of rows of a whole frame does): each sample
+    is one BLAS product read in place, no copy."""
+    b, c, h, w = x.shape
+    out = x.new_empty((b, weight.shape[0], h, w))
+    for i in range(b):
+        torch.mm(weight, x[i].reshape(c, h * w), out=out[i].view(weight.shape[0], h * w))
+    return out
+
+
 def pointwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """A 1x1 convolution (``weight`` ``(C_out, C_in, 1, 1)``) as one matrix product over the positions.
 
     ``x``: ``(B, C_in, R, W)`` whose ``R x W`` positions form one stride (a band of rows of a whole frame is);
     ``bias``: ``(C_out,)`` or per sample ``(B, C_out)``. Faster than ``conv2d`` on CPU for these few channels.
     """
-    b, _, h, w = x.shape
-    y = torch.matmul(weight[:, :, 0, 0], x.reshape(b, x.shape[1], h * w)).view(b, -1, h, w)
+    y = matmul_band(weight[:, :, 0, 0], x)
     if bias is not None:
         y.add_(bias[None, :, None, None] if bias.dim() == 1 else bias[:, :, None, None])
     return y
 
 
-def conv3x3_rows(rows: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """A 3x3 convolution of a band, zero-padded in columns only: ``rows`` ``(B, C, R + 2, W)`` (one row of context
-    above and below) -> ``(B, C_out, R, W)``; the same as ``conv2d(rows, weight, bias, padding=(0, 1))``.
-
-    Computed as three matrix products (one per kernel row, all three kernel columns at once) and shifted sums,
-    which on CPU is about twice as fast as ``conv2d`` on bands of a few rows.
-    """
-    b, c, h2, w = rows.shape
-    h = h2 - 2
-    c_out = weight.shape[0]
+def conv3x3_products(rows: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The three matrix products of a 3x3 convolution of a band, one per kernel row (all three kernel columns at
+    once): ``rows`` ``(B, C, R + 2, W)`` (one row of context above and below) -> three ``(B, 3 * C_out, R, W)``,
+    product ``dy`` holding kernel row ``dy`` times input rows ``r + dy``, channel ``dx * C_out + o`` for kernel
+    column ``dx``. ``conv2d(rows, weight, padding=(0, 1))[o, r, w]`` is the sum over ``dy, dx`` of product ``dy``'s
+    channel ``dx * C_out + o`` at column ``w + dx - 1`` (zero outside), which :func:`band_kernels.spatial_taps`
+    adds up."""
+    c, c_out, h = rows.shape[1], weight.shape[0], rows.shape[2] - 2
     per_row = weight.permute(2, 3, 0, 1).reshape(3, 3 * c_out, c)  # [kernel row, (kernel column, out), in]
-    out = None
-    for dy in range(3):
-        y = torch.matmul(per_row[dy], rows[:, :, dy : dy + h].reshape(b, c, h * w)).view(b, 3, c_out, h, w)
-        if out is None:
-            out = y[:, 1] if bias is None else y[:, 1].add(bias.view(1, -1, 1, 1))
-        else:
-            out += y[:, 1]
-        out[..., 1:] += y[:, 0, ..., :-1]
-        out[..., :-1] += y[:, 2, ..., 1:]
-    assert out is not None
-    return out
+    first, middle, last = (matmul_band(per_row[dy], rows[:, :, dy : dy + h]) for dy in range(3))
+    return first, middle, last
 
 
 def map_bands(fn: Callable[[int, int], T], bands: list[tuple[int, int]], workers: int = 1) -> list[T]:
@@ -529,20 +508,13 @@ def _linear_weights(n_in: int, n_out: int, device: torch.device) -> tuple[torch.
     return i0, i1, (src - i0).float()
 
 
-def bilinear_bands(low: torch.Tensor, size: tuple[int, int]) -> Callable[[int, int], torch.Tensor]:
-    """Bands of ``F.interpolate(low, size, mode="bilinear", align_corners=False)`` without the whole map.
-
-    ``low``: ``(B, C, h, w)``. Returns ``band(r0, r1)`` giving output rows ``r0 .. r1``. The rows are interpolated
-    once, at the low width (two source rows per output row, ``(B, C, H, w)``); the columns of each band by
-    ``F.interpolate`` itself on the ``(B, C, r1 - r0, w)`` band, whose rows it then leaves as they are.
-    """
+def bilinear_rows(
+    low: torch.Tensor, size: tuple[int, int]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``F.interpolate(low, size, mode="bilinear", align_corners=False)`` in two parts: the rows interpolated at the
+    low width, ``(B, C, H, w)`` contiguous, and the column weights (source columns ``col0``, ``col1`` ``(W,)`` and
+    the weight ``frac`` ``(W,)`` of ``col1``) that :func:`band_kernels.modulate_band` applies band by band."""
     i0, i1, frac = _linear_weights(low.shape[-2], size[0], low.device)
-    rows = torch.lerp(low[:, :, i0], low[:, :, i1], frac[:, None].to(low.dtype))
-    # Channels-last: PyTorch's bilinear kernel vectorizes over channels there (5x faster on CPU than over
-    # columns); the bands come out channels-last and are read as such.
-    rows = rows.contiguous(memory_format=torch.channels_last)
-
-    def band(r0: int, r1: int) -> torch.Tensor:
-        return F.interpolate(rows[:, :, r0:r1], size=(r1 - r0, size[1]), mode="bilinear", align_corners=False)
-
-    return band
+    rows = torch.lerp(low[:, :, i0], low[:, :, i1], frac[:, None].to(low.dtype)).contiguous()
+    col0, col1, col_frac = _linear_weights(low.shape[-1], size[1], low.device)
+    return rows, col0.int(), col1.int(), col_frac.to(low.dtype)

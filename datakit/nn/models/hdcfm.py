@@ -35,7 +35,8 @@ not used):
   squeeze (GAP, 1x1 to C/4, ReLU, 1x1 to 9C) instead of a single 1x1 conv to 9C (which would cost
   9C^2 parameters per block).
 - Inference on CPU (no gradients) runs :meth:`HDCFM.banded_forward`, the same values computed a few rows at a
-  time; training, CUDA and anything that needs gradients run :meth:`HDCFM.reference_forward`.
+  time, its elementwise chains as compiled loops (:mod:`datakit.nn.band_kernels`); training, CUDA and anything
+  that needs gradients run :meth:`HDCFM.reference_forward`.
 - Our addition (not in the paper): ``residual=True`` adds the network's output, as a correction in PQ code values,
   to the classical BT.2408 mapping (:class:`datakit.nn.models.classical.ResidualBase`, applied by
   :meth:`HDCFM.forward` after either path); the output convolution and the last global shift start at zero, so the
@@ -52,12 +53,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from datakit.nn import band_kernels
 from datakit.nn.layers import (
     ColorBlock,
     DecoupledDynamicFilter,
     DynamicContextBlock,
-    bilinear_bands,
+    bilinear_rows,
     map_bands,
+    matmul_band,
     modulate,
     pointwise,
     row_bands,
@@ -204,16 +207,20 @@ class HDCFM(nn.Module):
         weighted sum. A stage is therefore three passes over the frame, each band's intermediate maps staying in
         cache (the reference makes one pass over memory per operation, about 25 per DDF):
 
-        1. ``a = ReLU(HM(conv(f)))``, stored, and its sum; the local vectors are upsampled band by band
-           (:func:`bilinear_bands`), HM folded into one scale and one shift;
+        1. ``a = ReLU(HM(conv(f)))``, stored, and its sum; HM folded into one scale and one shift, whose bilinear
+           upsampling is done in rows once per stage (:func:`bilinear_rows`) and in columns band by band;
         2. ``y = DDF_1(a)`` (channel kernel from the mean of ``a``), stored, and its sum;
         3. the context logits ``conv1x1(DDF_2(y))``, computed without ``DDF_2(y)``
            (:meth:`DecoupledDynamicFilter.projected_rows`: the taps run on one map instead of 40), and the
            band's share of the softmax-weighted context (its maximum logit and rescaled sums). The block's
            output ``y + t`` is never stored: ``t`` goes into the bias of the next 1x1 convolution.
 
-        ``workers`` threads (default: torch's intra-op thread count) each take a run of bands, torch's own ops
-        single-threaded meanwhile (:func:`map_bands`). Memory: two ``(B, nf, H, W)`` maps.
+        Each pass is BLAS matrix products read in place (:func:`matmul_band`, :func:`conv3x3_products`) and one
+        compiled loop per step (:mod:`datakit.nn.band_kernels`: the modulation with its column upsampling, the
+        SKP's sums and filter normalization, the DDF's nine taps, the softmax shares), the band sums computed in
+        the same loops. ``workers`` threads (default: torch's intra-op thread count) each take a run of bands,
+        torch's own ops single-threaded meanwhile (:func:`map_bands`; the loops release the GIL). Memory: two
+        ``(B, nf, H, W)`` maps and the stage's two modulation maps at full height and 1/32 width.
         """
         b, _, h, w = x.shape
         workers = workers or torch.get_num_threads()
@@ -245,39 +252,42 @@ class HDCFM(nn.Module):
         the context block's ``t`` (the stage's output is ``buf_y + t``)."""
         b, h, w = src.shape[0], src.shape[2], src.shape[3]
         ga, gb, la, lb = vectors
-        scale = bilinear_bands(ga * la, (h, w))  # (F * ga + gb) * la + lb = F * scale + shift
-        shift = bilinear_bands(gb * la + lb, (h, w))
+        # (F * ga + gb) * la + lb = F * scale + shift, both bilinear upsamplings of low-resolution maps
+        scale_rows, col0, col1, frac = bilinear_rows(ga * la, (h, w))
+        shift_rows = bilinear_rows(gb * la + lb, (h, w))[0]
+        columns = (col0.numpy(), col1.numpy(), frac.numpy())
         bias = conv.bias.expand(b, -1)
         if shift_in is not None:
             bias = bias + shift_in @ conv.weight[:, :, 0, 0].T
+        bias_np, weight = bias.detach().contiguous().numpy(), conv.weight.detach()[:, :, 0, 0]
         ddf, block = dyct.ddf, dyct.context
         ddf2 = block.ddf
 
-        def modulated(r0: int, r1: int) -> torch.Tensor:  # pass 1
-            band = buf_a[:, :, r0:r1]
-            z = pointwise(src[:, :, r0:r1], conv.weight, bias)
-            torch.addcmul(shift(r0, r1), z, scale(r0, r1), out=band).clamp_min_(0.0)  # ReLU
-            return band.sum(dim=(2, 3))
+        def modulated(r0: int, r1: int) -> torch.Tensor:  # pass 1: ReLU(HM(conv(f))) and its sum
+            z = matmul_band(weight, src[:, :, r0:r1]).numpy()
+            sums = band_kernels.modulate_band(
+                z, bias_np, scale_rows.numpy(), shift_rows.numpy(), *columns, r0, buf_a.numpy()
+            )
+            return torch.from_numpy(sums)
 
-        kernel = ddf.channel_kernel(sum(map_bands(modulated, bands, workers)) / (h * w))
+        mean_a = sum(map_bands(modulated, bands, workers)) / (h * w)
+        kernel = ddf.channel_kernel(mean_a.to(buf_a.dtype)).contiguous()
 
         def filtered(r0: int, r1: int) -> torch.Tensor:  # pass 2
-            band = ddf.forward_rows(rows_with_halo(buf_a, r0, r1, ddf.halo), kernel, out=buf_y[:, :, r0:r1])
-            return band.sum(dim=(2, 3))
+            return ddf.forward_band(buf_a, r0, r1, kernel, buf_y)
 
-        kernel2 = ddf2.channel_kernel(sum(map_bands(filtered, bands, workers)) / (h * w))
+        mean_y = sum(map_bands(filtered, bands, workers)) / (h * w)
+        kernel2 = ddf2.channel_kernel(mean_y.to(buf_y.dtype)).contiguous()
 
         def context_part(r0: int, r1: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # pass 3
             cut = rows_with_halo(buf_y, r0, r1, ddf2.halo)
-            logits = ddf2.projected_rows(cut, kernel2, block.logits.weight, block.logits.bias).flatten(1)
-            peak = logits.amax(dim=1, keepdim=True)  # (B, 1)
-            e = torch.exp(logits - peak)  # (B, R*W)
-            part = torch.bmm(buf_y[:, :, r0:r1].flatten(2), e[:, :, None])[:, :, 0]  # (B, C)
-            return peak, e.sum(dim=1, keepdim=True), part
+            logits = ddf2.projected_rows(cut, kernel2, block.logits.weight, block.logits.bias)
+            peak, total, part = band_kernels.context_band(logits[:, 0].numpy(), buf_y.numpy(), r0)
+            return torch.from_numpy(peak)[:, None], torch.from_numpy(total)[:, None], torch.from_numpy(part)
 
         peaks, sums, parts = zip(*map_bands(context_part, bands, workers), strict=True)
         top = torch.stack(peaks).amax(dim=0)  # (B, 1): the softmax's maximum over the frame
         rescale = [torch.exp(p - top) for p in peaks]
         total = sum(s * r for s, r in zip(sums, rescale, strict=True))
         context = sum(c * r for c, r in zip(parts, rescale, strict=True)) / total
-        return block.transform(context)
+        return block.transform(context.to(buf_y.dtype))
