@@ -268,6 +268,7 @@ class VideoReader:
         self._skip_before: float | None = None  # see _packet_frames
         self._renumber = False  # a picture was skipped since the last seek: frame numbers come from timestamps
         self.pictures_decoded = 0  # pictures the decoder returned, including those passed over to reach a target
+        self.seeks = 0  # demuxer seeks made by forward reads (read_from) that chose to seek (_should_seek)
         self._pending: Frame | None = None
         self._next_index = 0
         self._start_pts = 0
@@ -585,6 +586,7 @@ class VideoReader:
         self._skip_before = seconds - tol  # pictures before the target: only those it needs (_packet_frames)
         try:
             if seconds > tol and self._should_seek(seconds):
+                self.seeks += 1
                 self._demuxer_seek(seconds)
             while True:
                 frame = self.read()
