@@ -10,12 +10,14 @@ HDR frames within :data:`~datakit.pairs.align.CLIP_REACH` of them too for the cl
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import queue
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -166,6 +168,10 @@ def _build_pair(
             **context.timings,
         }
         status["frames_decoded_again"] = {"sdr": sdr_store.redecoded, "hdr": hdr_store.redecoded}
+        status["decoding"] = {  # what the pair cost the decoders: pictures returned, seeks chosen
+            name: {"pictures": reader.pictures_decoded, "seeks": reader.seeks}
+            for name, reader in (("sdr", sdr_reader), ("hdr", hdr_reader))
+        }
         status["clips_moved_in_time"] = context.moved_in_time
     status["rejected"] = dict(sorted(rejected.items()))
     status["clips_kept"] = len({tuple(r["sdr_frames"]) for r in records})
@@ -267,6 +273,23 @@ def _clip_samples(ctx: _PairContext, clips: list[Any]) -> list[dict[str, Any]]:
     return records
 
 
+_SDR_AHEAD = 2  # sparse builds: clips the SDR stage (decoding, cut check, gates) runs ahead of the HDR stage
+
+
+@dataclass
+class _Gated:
+    """A clip past the gates that need only its SDR frames, with what the HDR stage needs from them."""
+
+    number: int
+    clip: Any
+    sdr_frames: list[int]
+    hdr_frames: list[int]
+    sdr_decoded: list[Any]
+    luma: np.ndarray  # thumbnails' luma of the clip's frames (the near-duplicate gate)
+    thumbs_window: Any = None  # sparse: thumbnails of the SDR frames around the clip, for its timing check
+    temporal_margin: float | None = None
+
+
 def _produce_clips(
     ctx: _PairContext,
     clips: list[Any],
@@ -275,9 +298,50 @@ def _produce_clips(
     pending: queue.Queue[Any],
     failure: list[BaseException],
 ) -> None:
-    """Gate each clip on what is cheap (thumbnails, local cut check), check its timing (:func:`_clip_timing`;
-    sparse analyses: on the HDR frames around it, decoded here), fetch its frames (kept, or decoded again by
-    seeking) and queue its conversion."""
+    """Gate each clip on what is cheap (:func:`_sdr_gated`), check its timing (:func:`_clip_timing`; sparse
+    analyses: on the HDR frames around it, decoded here), fetch its frames (kept, or decoded again by seeking)
+    and queue its conversion. Sparse builds decode both streams here: the SDR stage runs in its own thread,
+    :data:`_SDR_AHEAD` clips ahead (:func:`_ahead`), so that the two decoders work at once, as in the analysis;
+    clips keep their order, so the output does not depend on it."""
+    from datakit.pairs import gates
+
+    gates_cfg = ctx.recipe["gates"]
+    signatures: list[np.ndarray] = []
+    luma_width = ctx.recipe["align"]["thumb_width"]
+    sparse = ctx.thumbs_sdr is None
+    gated = _sdr_gated(ctx, clips)
+    with contextlib.closing(_ahead(gated, _SDR_AHEAD) if sparse and _SDR_AHEAD else gated) as candidates:
+        for item in candidates:
+            hdr_frames, temporal_margin = item.hdr_frames, item.temporal_margin
+            hdr_near: dict[int, Any] = {}  # sparse: the HDR frames decoded around the clip for its timing check
+            if sparse:  # decode the HDR frames within CLIP_REACH of the predicted ones, then check
+                hdr_near, thumbs_near = _hdr_around_clip(ctx, item.clip, hdr_frames, luma_width)
+                hdr_frames, temporal_margin = _timed(ctx, item.clip, hdr_frames, thumbs_near, item.thumbs_window)
+                if hdr_frames is None:
+                    continue
+            if gates_cfg["near_duplicate_threshold"] > 0:
+                signature = gates.clip_signature(item.luma)
+                if gates.near_duplicates([*signatures, signature], gates_cfg["near_duplicate_threshold"])[-1]:
+                    ctx.rejected["near_duplicate"] += 1
+                    continue
+                signatures.append(signature)
+            missing = [h for h in hdr_frames if h not in hdr_near]
+            hdr_near.update(zip(missing, ctx.hdr_store.get(missing), strict=True))
+            hdr_decoded = [hdr_near[h] for h in hdr_frames]
+            if failure:
+                return
+            job = _ClipJob(
+                item.number, item.clip, item.sdr_frames, hdr_frames, item.sdr_decoded, hdr_decoded, temporal_margin
+            )
+            pending.put(pool.submit(_render_clip, render, job))
+
+
+def _sdr_gated(ctx: _PairContext, clips: list[Any]) -> Iterator[_Gated]:
+    """The clips, in time order, past the gates their SDR frames decide: every frame mapped, no cut (sparse: a
+    local cut check on the frames around the clip, decoded here), not black, not static; dense builds check
+    their timing here too (on the whole streams' thumbnails). Counts rejections in ``ctx.rejected`` under
+    keys the HDR stage does not use (``ambiguous_time`` only for dense builds, which run both stages in one
+    thread)."""
     from datakit.pairs import gates
     from datakit.pairs.analysis import thumbnails_of, whole_factor_width
     from datakit.pairs.scenes import has_cut
@@ -287,8 +351,7 @@ def _produce_clips(
     )  # fmt: skip
     gates_cfg, scenes_cfg, clips_cfg = recipe["gates"], recipe["scenes"], recipe["clips"]
     margin = clips_cfg["margin"] + 1
-    signatures: list[np.ndarray] = []
-    sdr_store, hdr_store = ctx.sdr_store, ctx.hdr_store
+    sdr_store = ctx.sdr_store
     luma_width = recipe["align"]["thumb_width"]
     bgr_width = whole_factor_width(info_sdr.width, scenes_cfg["thumb_width"])
     for number, clip in enumerate(sorted(clips, key=lambda c: c.frames[0])):
@@ -297,8 +360,8 @@ def _produce_clips(
         if any(h is None for h in hdr_frames):
             rejected["unmatched_frame"] += 1
             continue
-        hdr_near: dict[int, Any] = {}  # sparse: the HDR frames decoded around the clip for its timing check
         temporal_margin = None
+        thumbs_window = None
         if thumbs_sdr is not None:  # dense: checked on the thumbnails of the whole streams
             hdr_frames, temporal_margin = _timed(ctx, clip, hdr_frames, ctx.thumbs_hdr, thumbs_sdr)
             if hdr_frames is None:
@@ -324,24 +387,47 @@ def _produce_clips(
         if reason:
             rejected[reason] += 1
             continue
-        if thumbs_sdr is None:  # sparse: decode the HDR frames within CLIP_REACH of the predicted ones, then check
-            hdr_near, thumbs_near = _hdr_around_clip(ctx, clip, hdr_frames, luma_width)
-            hdr_frames, temporal_margin = _timed(ctx, clip, hdr_frames, thumbs_near, thumbs_window)
-            if hdr_frames is None:
-                continue
-        if gates_cfg["near_duplicate_threshold"] > 0:
-            signature = gates.clip_signature(luma)
-            if gates.near_duplicates([*signatures, signature], gates_cfg["near_duplicate_threshold"])[-1]:
-                rejected["near_duplicate"] += 1
-                continue
-            signatures.append(signature)
-        missing = [h for h in hdr_frames if h not in hdr_near]
-        hdr_near.update(zip(missing, hdr_store.get(missing), strict=True))
-        hdr_decoded = [hdr_near[h] for h in hdr_frames]
-        if failure:
-            return
-        job = _ClipJob(number, clip, sdr_frames, hdr_frames, sdr_decoded, hdr_decoded, temporal_margin)
-        pending.put(pool.submit(_render_clip, render, job))
+        yield _Gated(number, clip, sdr_frames, hdr_frames, sdr_decoded, luma, thumbs_window, temporal_margin)
+
+
+def _ahead(items: Iterator[Any], depth: int) -> Iterator[Any]:
+    """``items`` produced in a thread of their own, at most ``depth`` ahead of the consumer, in order; an error
+    of the producer is raised in the consumer. Closing the returned generator stops the producer."""
+    handoff: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        handoff.put((True, item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            handoff.put((True, done))
+        except BaseException as error:  # handed to the consumer
+            handoff.put((False, error))
+
+    producer = threading.Thread(target=produce, name="datakit-sdr-stage", daemon=True)
+    producer.start()
+    try:
+        while True:
+            ok, item = handoff.get()
+            if not ok:
+                raise item
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        while producer.is_alive():  # unblock a producer waiting on a full queue, then wait for it
+            with contextlib.suppress(queue.Empty):
+                handoff.get(timeout=0.1)
+        producer.join()
 
 
 def _timed(
