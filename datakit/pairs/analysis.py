@@ -105,7 +105,10 @@ class PairAnalysis:
     hands to the clip stage: the alignment, the planned clips, the frames kept for them (or decoded again), how
     it aligned (``method``), and, from a dense analysis, the cuts and both streams' thumbnails (the clip stage
     gates and checks the clips' timing on them; a sparse analysis summarizes windows only: ``None``, and the
-    clip stage summarizes the frames around each clip)."""
+    clip stage summarizes the frames around each clip). ``hdr_stats``: the title's not-HDR statistics
+    (:func:`datakit.pairs.gates.hdr_stats`) and how many frames they cover, taken on HDR frames the analysis
+    decoded anyway (:mod:`datakit.audit.hdr_range`: the dense pass's spread frames, the sparse pass's keyframes);
+    ``None``: the gate decodes its own."""
 
     alignment: Alignment
     clips: list[Clip]
@@ -115,6 +118,7 @@ class PairAnalysis:
     cuts: list[int] | None = None
     thumbs_sdr: Thumbnails | None = None
     thumbs_hdr: Thumbnails | None = None
+    hdr_stats: tuple[dict[str, Any], int] | None = None
 
 
 def merge_windows(windows: Sequence[tuple[float, float]], gap: float = 0.0) -> list[tuple[float, float]]:

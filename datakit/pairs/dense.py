@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from datakit.audit.hdr_range import TitleSampler, title_frame_count
 from datakit.errors import AlignmentError
 from datakit.pairs import analysis
 from datakit.pairs.align import (
@@ -151,7 +152,7 @@ def analyse_dense(
     sdr_pass = _SdrPass(recipe, sdr_reader, sdr_store)
     sdr_pass.start()
     try:
-        thumbs_hdr = _hdr_pass(hdr_reader, hdr_store, sdr_pass, align_cfg)
+        thumbs_hdr, hdr_stats = _hdr_pass(hdr_reader, hdr_store, sdr_pass, align_cfg)
     finally:
         sdr_pass.join()
     if sdr_pass.error is not None:
@@ -172,13 +173,17 @@ def analyse_dense(
 
         alignment = refine(alignment, matches, kept_lumas, allowed_sdr=sdr_needed or None)
     return analysis.PairAnalysis(
-        alignment, clips, sdr_store, hdr_store, "dense (whole streams)", cuts, thumbs_sdr, thumbs_hdr
+        alignment, clips, sdr_store, hdr_store, "dense (whole streams)", cuts, thumbs_sdr, thumbs_hdr, hdr_stats
     )
 
 
-def _hdr_pass(hdr_reader: Any, hdr_store: FrameStore, sdr_pass: _SdrPass, align_cfg: dict[str, Any]) -> Any:
-    """HDR thumbnails, and the frames a provisional alignment says the clips need (see the module doc)."""
+def _hdr_pass(
+    hdr_reader: Any, hdr_store: FrameStore, sdr_pass: _SdrPass, align_cfg: dict[str, Any]
+) -> tuple[analysis.Thumbnails, tuple[dict[str, Any], int] | None]:
+    """HDR thumbnails, the frames a provisional alignment says the clips need (see the module doc), and the
+    title's not-HDR statistics on its spread frames (:class:`datakit.audit.hdr_range.TitleSampler`)."""
     info_hdr = hdr_reader.info
+    sampler = TitleSampler(title_frame_count(info_hdr))
     collector = analysis.ThumbnailCollector(
         hdr_reader, luma_width=align_cfg["thumb_width"],
         profile_step=analysis.profile_step(info_hdr.fps, info_hdr.frame_count),
@@ -192,6 +197,7 @@ def _hdr_pass(hdr_reader: Any, hdr_store: FrameStore, sdr_pass: _SdrPass, align_
         if not collector.add(frame):
             continue
         hdr_store.offer(frame)
+        sampler.offer(frame)
         until = frame.time + half_frame
         if frame.time >= next_guess and sdr_pass.progress >= _sdr_reach(until, max_offset):
             guess = _provisional(collector, sdr_pass.collector.snapshot(), until, max_offset)
@@ -209,4 +215,4 @@ def _hdr_pass(hdr_reader: Any, hdr_store: FrameStore, sdr_pass: _SdrPass, align_
             asked = known
     if not collector.count:
         raise AlignmentError(f"{hdr_reader.path}: no frame could be decoded")
-    return collector.snapshot()
+    return collector.snapshot(), sampler.stats()

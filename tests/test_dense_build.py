@@ -1,0 +1,82 @@
+"""The dense build's speed-ups change nothing they should not: the pair-level not_hdr gate on frames the analysis
+decodes anyway (dense and sparse), and the shards/manifest a dense build writes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from datakit.pairs.build import frame_memory_bytes
+from datakit.pairs.schema import PAIRED_SCHEMA
+from datakit.recipe import load_recipe
+from datakit.recipes import shipped_recipe
+from tests.conftest import hable_sdr_chain
+
+
+def _recipe(name: str) -> dict:
+    return load_recipe(shipped_recipe(name), {"paired": PAIRED_SCHEMA}, expected_kind="paired")
+
+
+def _analyse(recipe: dict, hdr: Path, sdr: Path):
+    from datakit.io.reader import VideoReader
+    from datakit.pairs.build import SPARSE_STRATEGIES
+    from datakit.pairs.dense import analyse_dense
+    from datakit.pairs.sparse import analyse_sparse
+
+    analyse = analyse_sparse if recipe["clips"]["strategy"] in SPARSE_STRATEGIES else analyse_dense
+    with VideoReader(hdr, encoding="pq", threads=1) as h, VideoReader(sdr, encoding="sdr", threads=1) as s:
+        return analyse(recipe, s, h, memory_bytes=frame_memory_bytes())
+
+
+@pytest.fixture(scope="module")
+def short_gop_pair(tmp_path_factory) -> tuple[Path, Path, Path]:
+    """(real HDR10, SDR-in-PQ HDR10, SDR) with a keyframe every 12 frames (a sparse pass decodes several):
+    the SDR is a Hable grade (not the demo's chain); the SDR-in-PQ file holds that grade mapped into PQ by
+    BT.2408 (white at 203 cd/m^2)."""
+    from datakit.color.transfer import st2084_inverse_eotf
+    from datakit.io.metadata import ContentLightLevel
+    from datakit.io.reader import VideoReader
+    from datakit.io.writer import HDR10Writer
+    from datakit.samples import DemoSpec, make_demo_pair
+    from datakit.synth.itm import bt2408_display_mapping
+
+    folder = tmp_path_factory.mktemp("short_gop")
+    spec = DemoSpec(hdr_size=(256, 144), sdr_size=(256, 144), keyint=12, offset_frames=3, preset="ultrafast")
+    pair = make_demo_pair(folder, spec, sdr_chain=hable_sdr_chain)
+    with VideoReader(pair.hdr, encoding="pq") as reader:
+        fps = reader.info.fps
+        frames = [hable_sdr_chain(f.rgb("float32")) for f in reader]
+    height, width = frames[0].shape[:2]
+    fake = folder / "fake_hdr10.mkv"
+    with HDR10Writer(
+        fake, width, height, fps, preset="ultrafast", light_level=ContentLightLevel(0, 0),
+        x265_params={"keyint": 12, "min-keyint": 12},
+    ) as writer:  # fmt: skip
+        for rgb_sdr in frames:
+            writer.write(np.clip(st2084_inverse_eotf(bt2408_display_mapping(rgb_sdr)), 0, 1).astype(np.float32))
+    return pair.hdr, fake, pair.sdr
+
+
+@pytest.mark.parametrize("recipe_name", ["hdrtvmf1k", "kpnmfi"])
+def test_not_hdr_gate_on_the_analysis_frames(recipe_name, short_gop_pair):
+    """The gate's verdict from the statistics the analysis took (no decode of its own) is right on a real HDR10
+    title and on SDR in a PQ container; the dense pass's statistics are those of the gate's own decode."""
+    from datakit.audit.hdr_range import TITLE_FRAMES, sdr_in_pq_status, video_hdr_stats
+    from datakit.io.probe import probe
+
+    real_hdr, fake_hdr, sdr = short_gop_pair
+    recipe = _recipe(recipe_name)
+    limits = {k: recipe["gates"][k] for k in ("min_peak_nits", "min_share_above_white")}
+    real = _analyse(recipe, real_hdr, sdr)
+    fake = _analyse(recipe, fake_hdr, sdr)
+    assert real.hdr_stats is not None and fake.hdr_stats is not None
+    assert real.hdr_stats[1] == fake.hdr_stats[1] == TITLE_FRAMES
+    assert sdr_in_pq_status(real_hdr, probe(real_hdr), limits, real.hdr_stats) == {}
+    status = sdr_in_pq_status(fake_hdr, probe(fake_hdr), limits, fake.hdr_stats)
+    assert status["verdict"].startswith("looks like SDR in a PQ container: peak")
+    assert status["not_hdr_evidence"]["p9999_nits"] < limits["min_peak_nits"] <= real.hdr_stats[0]["p9999_nits"]
+    if recipe_name == "hdrtvmf1k":  # the dense pass sees every frame: the same spread frames, the same numbers
+        assert real.hdr_stats == video_hdr_stats(real_hdr)
+        assert fake.hdr_stats == video_hdr_stats(fake_hdr)
