@@ -30,21 +30,33 @@ def _analyse(recipe: dict, hdr: Path, sdr: Path):
         return analyse(recipe, s, h, memory_bytes=frame_memory_bytes())
 
 
+def _short_gop_spec():
+    from datakit.samples import DemoSpec
+
+    return DemoSpec(
+        hdr_size=(256, 144),
+        sdr_size=(304, 162),
+        scene_frames=(30, 36, 28, 40, 32),
+        keyint=12,
+        offset_frames=9,
+        preset="ultrafast",
+    )
+
+
 @pytest.fixture(scope="module")
 def short_gop_pair(tmp_path_factory) -> tuple[Path, Path, Path]:
     """(real HDR10, SDR-in-PQ HDR10, SDR) with a keyframe every 12 frames (a sparse pass decodes several):
-    the SDR is a Hable grade (not the demo's chain); the SDR-in-PQ file holds that grade mapped into PQ by
-    BT.2408 (white at 203 cd/m^2)."""
+    the SDR is a Hable grade (not the demo's chain), pillarboxed and larger than the HDR; the SDR-in-PQ file
+    holds that grade mapped into PQ by BT.2408 (white at 203 cd/m^2)."""
     from datakit.color.transfer import st2084_inverse_eotf
     from datakit.io.metadata import ContentLightLevel
     from datakit.io.reader import VideoReader
     from datakit.io.writer import HDR10Writer
-    from datakit.samples import DemoSpec, make_demo_pair
+    from datakit.samples import make_demo_pair
     from datakit.synth.itm import bt2408_display_mapping
 
-    folder = tmp_path_factory.mktemp("short_gop")
-    spec = DemoSpec(hdr_size=(256, 144), sdr_size=(256, 144), keyint=12, offset_frames=3, preset="ultrafast")
-    pair = make_demo_pair(folder, spec, sdr_chain=hable_sdr_chain)
+    pair = make_demo_pair(tmp_path_factory.mktemp("short_gop"), _short_gop_spec(), sdr_chain=hable_sdr_chain)
+    folder = tmp_path_factory.mktemp("sdr_in_pq")
     with VideoReader(pair.hdr, encoding="pq") as reader:
         fps = reader.info.fps
         frames = [hable_sdr_chain(f.rgb("float32")) for f in reader]
@@ -80,3 +92,41 @@ def test_not_hdr_gate_on_the_analysis_frames(recipe_name, short_gop_pair):
     if recipe_name == "hdrtvmf1k":  # the dense pass sees every frame: the same spread frames, the same numbers
         assert real.hdr_stats == video_hdr_stats(real_hdr)
         assert fake.hdr_stats == video_hdr_stats(fake_hdr)
+
+
+def build_digest(hdr: Path, sdr: Path, out: Path) -> tuple[str, int]:
+    """A dense (HDRTVMF1K) build of the pair as a test split (whole frames): sha256 over every record's id,
+    frames, crop, score, temporal margin and content hash, after checking that the shard holds arrays of that
+    hash; and the number of samples."""
+    import hashlib
+    import json
+
+    from datakit.pairs.build import build_dataset
+    from datakit.store import ShardReader, read_manifest
+    from datakit.store.shards import content_hash
+
+    pairs = out.parent / "pairs.toml"
+    pairs.write_text(f'[[pair]]\nid = "title"\nsplit = "test"\nhdr = "{hdr}"\nsdr = "{sdr}"\n')
+    build_dataset(shipped_recipe("hdrtvmf1k"), pairs, out, report=False)
+    digest = hashlib.sha256()
+    records = read_manifest(out)
+    for record in records:
+        sdr_tile, hdr_tile = ShardReader(out / record["shard"]).arrays(record["index"])
+        assert content_hash(sdr_tile, hdr_tile) == record["content_hash"]
+        keys = ("sample_id", "sdr_frames", "hdr_frames", "crop", "score", "content_hash")
+        fields = [record[k] for k in keys] + [record["meta"]["temporal_margin"]]
+        digest.update(json.dumps(fields).encode())
+    return digest.hexdigest(), len(records)
+
+
+# build_digest of short_gop_pair computed by the code before the dense speed-ups (commit 71f5e89)
+REFERENCE_DIGEST = ("f814b3670969f3008d5f8ce8a26715544270b232dbafcb103a2e76e983864773", 4)
+
+
+def test_dense_build_outputs_equal_those_before_the_speed_ups(short_gop_pair, tmp_path):
+    """The speed-ups of the dense analysis (features, provisional alignment, passes) change no sample: every id,
+    frame number, crop, score and array is the one the code before them wrote."""
+    real_hdr, _, sdr = short_gop_pair
+    digest, count = build_digest(real_hdr, sdr, tmp_path / "out")
+    assert count >= 3
+    assert (digest, count) == REFERENCE_DIGEST
