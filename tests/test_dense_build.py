@@ -130,3 +130,36 @@ def test_dense_build_outputs_equal_those_before_the_speed_ups(short_gop_pair, tm
     digest, count = build_digest(real_hdr, sdr, tmp_path / "out")
     assert count >= 3
     assert (digest, count) == REFERENCE_DIGEST
+
+
+def test_read_ahead_keeps_order_raises_in_order_and_stops_with_its_consumer():
+    """The pass's decoder thread: items in order, the producer's error after the items before it, and a consumer
+    that stops early stops the producer within ``depth`` items (no thread left decoding a whole title)."""
+    import threading
+
+    from datakit.errors import InputError
+    from datakit.pairs.analysis import read_ahead
+
+    def failing():
+        yield from range(5)
+        raise InputError("decoding failed after frame 4")
+
+    got = []
+    with pytest.raises(InputError, match="after frame 4"):
+        for item in read_ahead(failing(), depth=2):
+            got.append(item)
+    assert got == [0, 1, 2, 3, 4]
+
+    produced = []
+
+    def endless():
+        for i in range(10**9):
+            produced.append(i)
+            yield i
+
+    before = threading.active_count()
+    for item in read_ahead(endless(), depth=3):
+        if item == 10:
+            break
+    assert threading.active_count() == before  # the producer has finished
+    assert 11 <= len(produced) <= 11 + 3 + 2
