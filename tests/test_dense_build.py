@@ -163,3 +163,22 @@ def test_read_ahead_keeps_order_raises_in_order_and_stops_with_its_consumer():
             break
     assert threading.active_count() == before  # the producer has finished
     assert 11 <= len(produced) <= 11 + 3 + 2
+
+
+def test_snapshot_since_is_the_recent_part_of_the_whole(short_gop_pair):
+    """A collector's snapshot from a time on (the provisional alignment's window) holds the same frames, lumas
+    and profiles as the whole snapshot from the last profiled frame at or before that time."""
+    from datakit.io.reader import VideoReader
+    from datakit.pairs.analysis import ThumbnailCollector
+
+    with VideoReader(short_gop_pair[0], encoding="pq") as reader:
+        collector = ThumbnailCollector(reader, luma_width=32, profile_step=10)
+        for frame in reader.frames():
+            collector.add(frame)
+    whole = collector.snapshot()
+    part = collector.snapshot(since=float(whole.times[37]))
+    first = 30  # frames 0, 10, 20, 30... are profiled: the part starts at the last one before frame 37
+    assert part.indices.tolist() == whole.indices[first:].tolist()
+    assert np.array_equal(part.luma, whole.luma[first:])
+    assert part.profile_rows.tolist() == (whole.profile_rows[3:] - first).tolist()
+    assert np.array_equal(part.row_profile, whole.row_profile[3:])

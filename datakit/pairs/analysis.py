@@ -19,6 +19,7 @@ thumbnail 110 kB per frame; for long titles pass ``on_bgr`` to consume BGR thumb
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import os
 import queue
@@ -361,13 +362,22 @@ class ThumbnailCollector:
                 self.bgrs.append(bgr)
         return True
 
-    def snapshot(self, windows: tuple[tuple[float, float], ...] | None = None) -> Thumbnails:
+    def snapshot(
+        self, windows: tuple[tuple[float, float], ...] | None = None, since: float | None = None
+    ) -> Thumbnails:
         """The frames collected so far (at least one). ``windows``: the time windows they cover, for a
-        partial pass (``None``: the whole stream)."""
+        partial pass (``None``: the whole stream). ``since``: only the frames from this time on (seconds), from
+        the last profiled frame at or before it (a long pass's recent part, without stacking all of it)."""
         with self._lock:  # shallow copies: another thread may be adding frames
-            indices, times, lumas = list(self.indices), list(self.times), list(self.lumas)
-            rows, cols, profile_rows = list(self.rows), list(self.cols), list(self.profile_rows)
-            bgrs = list(self.bgrs[: len(indices)])
+            first = 0
+            if since is not None and self.profile_rows:
+                first = bisect.bisect_left(self.times, since)
+                first = self.profile_rows[max(0, bisect.bisect_right(self.profile_rows, first) - 1)]
+            indices, times, lumas = self.indices[first:], self.times[first:], self.lumas[first:]
+            bgrs = self.bgrs[first : len(self.indices)]
+            keep = bisect.bisect_left(self.profile_rows, first)
+            rows, cols = self.rows[keep:], self.cols[keep:]
+            profile_rows = [p - first for p in self.profile_rows[keep:]]
         return Thumbnails(
             indices=np.asarray(indices, np.int64),
             times=np.asarray(times, np.float64),

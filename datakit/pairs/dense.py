@@ -78,10 +78,10 @@ def _provisional(
     decoded HDR are unmatched: coverage is not asked). Bounded windows keep each refresh's cost constant on long
     titles. Runs beside the HDR pass (snapshots of both collectors are thread-safe)."""
     start = max(0.0, until - PROVISIONAL_SECONDS)
-    hdr = collector.snapshot()
-    hdr = hdr.select(np.flatnonzero((hdr.times >= start) & (hdr.times < until)))
-    sdr = sdr_collector.snapshot()
     lo, hi = _sdr_reach(start, -max_offset) if start > 0 else -math.inf, _sdr_reach(until, max_offset)
+    hdr = collector.snapshot(since=start if start > 0 else None)
+    hdr = hdr.select(np.flatnonzero((hdr.times >= start) & (hdr.times < until)))
+    sdr = sdr_collector.snapshot(since=lo if start > 0 else None)
     keep = np.flatnonzero((sdr.times >= lo) & (sdr.times <= hi))
     if keep.size < 8 or hdr.count < 8:
         return None
