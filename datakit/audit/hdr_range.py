@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -45,25 +46,80 @@ def not_hdr_finding(stats: dict[str, Any], limits: dict[str, float] | None = Non
     return Finding("not_hdr", "HDR range", f"HDR range: {describe(stats)}", 0.9, evidence)
 
 
-def video_hdr_stats(path: str | os.PathLike[str], frames: int = 8) -> tuple[dict[str, Any], int]:
+TITLE_FRAMES = 8  # frames spread evenly through an HDR10 title that its not-HDR statistics are taken on
+MIN_TITLE_FRAMES = 4  # fewer frames than this (a sparse pass's keyframes of a short title) do not judge a title
+STATS_WIDTH = 480  # ... each area-reduced to at most this many pixels wide (PQ uint16)
+
+
+def title_frame_count(info: Any) -> int:
+    """The frame count the spread frames of a title are placed by: the probed count, else duration x rate."""
+    return int(info.frame_count or max(1, int(info.duration_seconds * float(info.fps))))
+
+
+def spread_indices(count: int, frames: int = TITLE_FRAMES) -> list[int]:
+    """Up to ``frames`` distinct positions spread evenly over ``range(count)``, first and last included."""
+    return sorted({int(i) for i in np.linspace(0, max(count, 1) - 1, frames).round()})
+
+
+def stats_picture(frame: Any) -> np.ndarray:
+    """The picture the title statistics see of a decoded HDR10 frame (:class:`datakit.io.reader.Frame`): PQ
+    BT.2020 R'G'B' uint16 codes (ITU-R BT.2100), area-reduced to at most :data:`STATS_WIDTH` pixels wide."""
+    return frame.rgb("uint16", width=min(frame.width, STATS_WIDTH))
+
+
+def title_hdr_stats(frames: Sequence[Any]) -> tuple[dict[str, Any], int] | None:
+    """:func:`gates.hdr_stats` over decoded HDR10 frames spread through a title (:data:`TITLE_FRAMES` of them
+    picked evenly, by position), and how many; None for fewer than :data:`MIN_TITLE_FRAMES` (too few to judge a
+    title by: the gate then decodes its own)."""
+    if len(frames) < MIN_TITLE_FRAMES:
+        return None
+    picked = [frames[p] for p in spread_indices(len(frames))]
+    return gates.hdr_stats(np.stack([stats_picture(f) for f in picked])), len(picked)
+
+
+class TitleSampler:
+    """The frames of a title's not-HDR statistics, taken from a pass that decodes every frame in order (the
+    dense HDR pass): :meth:`offer` each decoded frame; those at :func:`spread_indices` of ``frame_count`` are
+    converted (:func:`stats_picture`) and kept, so that :meth:`stats` equals :func:`video_hdr_stats` without
+    decoding anything again."""
+
+    def __init__(self, frame_count: int, frames: int = TITLE_FRAMES) -> None:
+        self.targets = frozenset(spread_indices(frame_count, frames))
+        self.pictures: dict[int, np.ndarray] = {}
+
+    def offer(self, frame: Any) -> None:
+        if frame.index in self.targets and frame.index not in self.pictures:
+            self.pictures[frame.index] = stats_picture(frame)
+
+    def stats(self) -> tuple[dict[str, Any], int] | None:
+        """The statistics and how many frames they cover; None unless every spread frame was seen (a frame
+        count that overstates the stream: the gate then decodes its own frames)."""
+        if not self.pictures or len(self.pictures) < len(self.targets):
+            return None
+        return gates.hdr_stats(np.stack([self.pictures[i] for i in sorted(self.pictures)])), len(self.pictures)
+
+
+def video_hdr_stats(path: str | os.PathLike[str], frames: int = TITLE_FRAMES) -> tuple[dict[str, Any], int]:
     """:func:`gates.hdr_stats` over ``frames`` frames spread evenly through an HDR10 video (decoded here)."""
     from datakit.io.reader import VideoReader
 
     with VideoReader(path, encoding="pq", threads=1) as reader:
-        info = reader.info
-        count = info.frame_count or max(1, int(info.duration_seconds * float(info.fps)))
-        indices = sorted({int(i) for i in np.linspace(0, count - 1, frames).round()})  # frames spread evenly
-        decoded = reader.read_at(indices)
-        pq = np.stack([f.rgb("uint16", width=min(f.width, 480)) for f in decoded])
+        decoded = reader.read_at(spread_indices(title_frame_count(reader.info), frames))
+        pq = np.stack([stats_picture(f) for f in decoded])
     return gates.hdr_stats(pq), len(decoded)
 
 
 def video_not_hdr(
-    path: str | os.PathLike[str], max_cll: int | None = None, limits: dict[str, float] | None = None
+    path: str | os.PathLike[str],
+    max_cll: int | None = None,
+    limits: dict[str, float] | None = None,
+    stats: tuple[dict[str, Any], int] | None = None,
 ) -> Finding:
-    """The not-HDR finding of an HDR10 video, with its MaxCLL tag in the evidence."""
-    stats, count = video_hdr_stats(path)
-    finding = not_hdr_finding(stats, limits)
+    """The not-HDR finding of an HDR10 video, with its MaxCLL tag in the evidence. ``stats``: the title's
+    statistics and frame count already taken by a pass over the video (:class:`TitleSampler`); ``None``:
+    decoded here (:func:`video_hdr_stats`)."""
+    values, count = stats if stats is not None else video_hdr_stats(path)
+    finding = not_hdr_finding(values, limits)
     finding.evidence.update(frames=count, tagged_max_cll=max_cll)
     if max_cll is not None:
         finding.message += f" (tagged MaxCLL {max_cll})"
@@ -79,16 +135,23 @@ def probe_note(path: str | os.PathLike[str], info: Any) -> str | None:
     return finding.message if finding.problem else None
 
 
-def sdr_in_pq_status(hdr_path: str | os.PathLike[str], info_hdr: Any, limits: dict[str, float]) -> dict[str, Any]:
+def sdr_in_pq_status(
+    hdr_path: str | os.PathLike[str],
+    info_hdr: Any,
+    limits: dict[str, float],
+    stats: tuple[dict[str, Any], int] | None = None,
+) -> dict[str, Any]:
     """Pair-level not_hdr gate of ``datakit build``: when the HDR stream looks like SDR in a PQ container
     (statistics over frames spread through it, against the recipe's ``limits``), the pair's status says so
     with the evidence and the build keeps none of its clips; ``{}`` for real HDR or a disabled gate.
+    ``stats``: the statistics the pair's analysis took on frames it decoded anyway
+    (:attr:`datakit.pairs.analysis.PairAnalysis.hdr_stats`); ``None``: decoded here from ``hdr_path``.
 
     The gate judges the title, not each clip: a dark scene of a real HDR title has no highlights either."""
     if not any(limits.values()):
         return {}
     light = getattr(info_hdr, "content_light_level", None)
-    finding = video_not_hdr(hdr_path, getattr(light, "max_cll", None), limits)
+    finding = video_not_hdr(hdr_path, getattr(light, "max_cll", None), limits, stats)
     if not finding.problem:
         return {}
     return {"verdict": f"{SDR_IN_PQ}: {describe(finding.evidence)}", "not_hdr_evidence": finding.evidence}

@@ -353,7 +353,8 @@ class VideoReader:
     def _time(self, av_frame: Any, fallback_index: int) -> float:
         if av_frame.pts is None:
             return float(fallback_index / self.info.fps)
-        return float((av_frame.pts - self._start_pts) * self._time_base)
+        # integer true division rounds correctly: the float of the Fraction, without building one per frame
+        return (av_frame.pts - self._start_pts) * self._time_base.numerator / self._time_base.denominator
 
     def _packet_frames(self) -> Iterator[Any]:
         """Decoded pictures of the stream from the demuxer's position, packet by packet.

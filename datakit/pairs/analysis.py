@@ -19,9 +19,12 @@ thumbnail 110 kB per frame; for long titles pass ``on_bgr`` to consume BGR thumb
 
 from __future__ import annotations
 
+import bisect
+import contextlib
 import os
+import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
@@ -41,6 +44,7 @@ __all__ = [
     "decode_thumbnails",
     "merge_windows",
     "profile_step",
+    "read_ahead",
     "thumbnails_of",
 ]
 
@@ -105,7 +109,10 @@ class PairAnalysis:
     hands to the clip stage: the alignment, the planned clips, the frames kept for them (or decoded again), how
     it aligned (``method``), and, from a dense analysis, the cuts and both streams' thumbnails (the clip stage
     gates and checks the clips' timing on them; a sparse analysis summarizes windows only: ``None``, and the
-    clip stage summarizes the frames around each clip)."""
+    clip stage summarizes the frames around each clip). ``hdr_stats``: the title's not-HDR statistics
+    (:func:`datakit.pairs.gates.hdr_stats`) and how many frames they cover, taken on HDR frames the analysis
+    decoded anyway (:mod:`datakit.audit.hdr_range`: the dense pass's spread frames, the sparse pass's keyframes);
+    ``None``: the gate decodes its own."""
 
     alignment: Alignment
     clips: list[Clip]
@@ -115,6 +122,50 @@ class PairAnalysis:
     cuts: list[int] | None = None
     thumbs_sdr: Thumbnails | None = None
     thumbs_hdr: Thumbnails | None = None
+    hdr_stats: tuple[dict[str, Any], int] | None = None
+
+
+READ_AHEAD = 4  # decoded frames a pass may hold before its summaries catch up (6 MB each at 1080p 10-bit)
+
+
+def read_ahead(frames: Iterable[Any], depth: int = READ_AHEAD) -> Iterator[Any]:
+    """The items of ``frames`` (a reader's decoded frames), produced by a thread of their own up to ``depth``
+    ahead: the decoder (PyAV decodes without the GIL) keeps going while the caller summarizes, instead of
+    waiting for it. Errors of the producer are raised here, in order; stopping early stops the producer."""
+    items: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in frames:
+                while not stop.is_set():
+                    try:
+                        items.put((True, item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            items.put((False, None))
+        except BaseException as error:  # handed to the consumer
+            items.put((False, error))
+
+    producer = threading.Thread(target=produce, name="datakit-decode", daemon=True)
+    producer.start()
+    try:
+        while True:
+            more, item = items.get()
+            if not more:
+                if item is not None:
+                    raise item
+                return
+            yield item
+    finally:
+        stop.set()
+        while producer.is_alive():  # unblock a producer waiting to put, then let it finish
+            with contextlib.suppress(queue.Empty):
+                items.get(timeout=0.1)
+        producer.join()
 
 
 def merge_windows(windows: Sequence[tuple[float, float]], gap: float = 0.0) -> list[tuple[float, float]]:
@@ -311,13 +362,22 @@ class ThumbnailCollector:
                 self.bgrs.append(bgr)
         return True
 
-    def snapshot(self, windows: tuple[tuple[float, float], ...] | None = None) -> Thumbnails:
+    def snapshot(
+        self, windows: tuple[tuple[float, float], ...] | None = None, since: float | None = None
+    ) -> Thumbnails:
         """The frames collected so far (at least one). ``windows``: the time windows they cover, for a
-        partial pass (``None``: the whole stream)."""
+        partial pass (``None``: the whole stream). ``since``: only the frames from this time on (seconds), from
+        the last profiled frame at or before it (a long pass's recent part, without stacking all of it)."""
         with self._lock:  # shallow copies: another thread may be adding frames
-            indices, times, lumas = list(self.indices), list(self.times), list(self.lumas)
-            rows, cols, profile_rows = list(self.rows), list(self.cols), list(self.profile_rows)
-            bgrs = list(self.bgrs[: len(indices)])
+            first = 0
+            if since is not None and self.profile_rows:
+                first = bisect.bisect_left(self.times, since)
+                first = self.profile_rows[max(0, bisect.bisect_right(self.profile_rows, first) - 1)]
+            indices, times, lumas = self.indices[first:], self.times[first:], self.lumas[first:]
+            bgrs = self.bgrs[first : len(self.indices)]
+            keep = bisect.bisect_left(self.profile_rows, first)
+            rows, cols = self.rows[keep:], self.cols[keep:]
+            profile_rows = [p - first for p in self.profile_rows[keep:]]
         return Thumbnails(
             indices=np.asarray(indices, np.int64),
             times=np.asarray(times, np.float64),

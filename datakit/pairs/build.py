@@ -154,9 +154,8 @@ def _build_pair(
         )  # fmt: skip
         analysed_at = time.perf_counter()
         gate = recipe["gates"]
-        status.update(
-            sdr_in_pq_status(pair.hdr, info_hdr, {k: gate[k] for k in ("min_peak_nits", "min_share_above_white")})
-        )
+        limits = {k: gate[k] for k in ("min_peak_nits", "min_share_above_white")}
+        status.update(sdr_in_pq_status(pair.hdr, info_hdr, limits, analysed.hdr_stats))  # frames decoded anyway
         if "verdict" in status:  # the title is SDR in a PQ container: none of its clips is HDR
             rejected[gates.NOT_HDR] += len(clips)
             records = []

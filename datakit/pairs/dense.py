@@ -10,8 +10,14 @@ the two decoders share the cores as decoding both streams one after the other ca
 2. HDR pass: luma thumbnails; once a few seconds are in (and the SDR pass is far enough ahead), a provisional
    alignment of what has been decoded against the SDR summarized so far predicts which HDR frames the clips
    need, and those are kept as the pass reaches them (recent frames wait in a ring meanwhile). The
-   prediction is refreshed every :data:`REFRESH_SECONDS`.
+   prediction is refreshed every :data:`REFRESH_SECONDS`, each time on the last :data:`PROVISIONAL_SECONDS`
+   decoded (a constant cost on long titles), in a thread beside the pass (the pass waits for it only once it is
+   half a ring ahead). The HDR pass also keeps the title's spread frames for the not_hdr gate
+   (:class:`datakit.audit.hdr_range.TitleSampler`).
 3. The final alignment uses both whole streams; the geometry is refined on kept frame pairs.
+
+Each pass's decoder runs in a thread of its own a few frames ahead (:func:`datakit.pairs.analysis.read_ahead`), so
+that decoding goes on while the frame before is summarized.
 
 Frames that were not kept (memory budget, or a wrong provisional guess) are decoded again when the clip
 stage asks for them: the result never depends on the guesses, only the time does.
@@ -22,10 +28,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
+from datakit.audit.hdr_range import TitleSampler, title_frame_count
 from datakit.errors import AlignmentError
 from datakit.pairs import analysis
 from datakit.pairs.align import (
@@ -38,7 +46,7 @@ from datakit.pairs.align import (
     refine,
 )
 from datakit.pairs.clips import Clip, frames_needed, plan_clips
-from datakit.pairs.retain import FrameStore
+from datakit.pairs.retain import FrameStore, frame_bytes
 from datakit.pairs.scenes import StreamingCuts
 
 __all__ = ["analyse_dense"]
@@ -46,6 +54,7 @@ __all__ = ["analyse_dense"]
 FIRST_GUESS_SECONDS = 3.0  # HDR decoded before the first provisional alignment
 RETRY_SECONDS = 1.0  # ... and between attempts until one is confident
 REFRESH_SECONDS = 60.0  # ... and between refreshes once one is (dropped frames change the offset)
+PROVISIONAL_SECONDS = 30.0  # HDR a refresh aligns: the last this many seconds decoded
 
 
 def _scene_clips(strategy: str, params: dict[str, Any], fps: Any, start: int, end: int) -> list[int]:
@@ -56,21 +65,32 @@ def _scene_clips(strategy: str, params: dict[str, Any], fps: Any, start: int, en
 
 def _sdr_reach(until: float, max_offset: float) -> float:
     """The SDR time up to which SDR frames can show HDR decoded up to ``until`` seconds (any offset up to
-    ``max_offset``, any candidate speed ratio)."""
-    return until * 1.05 + max_offset + 1.0
+    ``max_offset``, any candidate speed ratio); with ``-max_offset``, the SDR time from which they can show HDR
+    decoded from ``until``."""
+    return until * (1.05 if max_offset >= 0 else 1 / 1.05) + max_offset + math.copysign(1.0, max_offset)
 
 
 def _provisional(
-    collector: analysis.ThumbnailCollector, thumbs_sdr: analysis.Thumbnails, until: float, max_offset: float
+    collector: analysis.ThumbnailCollector, sdr_collector: analysis.ThumbnailCollector, until: float, max_offset: float
 ) -> Alignment | None:
-    """Alignment of the HDR decoded so far (``[0, until)`` seconds) with the SDR, or None unless its offset is
-    distinct and its frames alike (the SDR frames beyond the decoded HDR are unmatched: coverage is not asked)."""
-    partial = collector.snapshot(windows=((0.0, until),))
-    keep = np.flatnonzero(thumbs_sdr.times <= _sdr_reach(until, max_offset))
-    if keep.size < 8 or partial.count < 8:
+    """Alignment of the HDR decoded so far, its last :data:`PROVISIONAL_SECONDS` up to ``until`` seconds, with
+    the SDR that can show it, or None unless its offset is distinct and its frames alike (SDR frames beyond the
+    decoded HDR are unmatched: coverage is not asked). Bounded windows keep each refresh's cost constant on long
+    titles. Runs beside the HDR pass (snapshots of both collectors are thread-safe)."""
+    start = max(0.0, until - PROVISIONAL_SECONDS)
+    lo, hi = _sdr_reach(start, -max_offset) if start > 0 else -math.inf, _sdr_reach(until, max_offset)
+    hdr = collector.snapshot(since=start if start > 0 else None)
+    hdr = hdr.select(np.flatnonzero((hdr.times >= start) & (hdr.times < until)))
+    sdr = sdr_collector.snapshot(since=lo if start > 0 else None)
+    keep = np.flatnonzero((sdr.times >= lo) & (sdr.times <= hi))
+    if keep.size < 8 or hdr.count < 8:
         return None
+    sdr = sdr.select(keep)
+    hdr.windows = ((start, until),)
+    if start > 0:  # an SDR window too (from the start: the SDR's own frame numbers bound the mapping)
+        sdr.windows = ((lo, hi),)
     try:
-        features = pair_features(partial, thumbs_sdr.select(keep))
+        features = pair_features(hdr, sdr)
         match = DenseMatcher(max_offset).match(features)
     except AlignmentError:
         return None
@@ -115,7 +135,7 @@ class _SdrPass(threading.Thread):
     def _run(self) -> None:
         fps = self.reader.info.fps
         scene_start, known = 0, 0
-        for frame in self.reader.frames():
+        for frame in analysis.read_ahead(self.reader.frames()):
             if not self.collector.add(frame):
                 continue
             self.store.offer(frame)
@@ -151,7 +171,7 @@ def analyse_dense(
     sdr_pass = _SdrPass(recipe, sdr_reader, sdr_store)
     sdr_pass.start()
     try:
-        thumbs_hdr = _hdr_pass(hdr_reader, hdr_store, sdr_pass, align_cfg)
+        thumbs_hdr, hdr_stats = _hdr_pass(hdr_reader, hdr_store, sdr_pass, align_cfg)
     finally:
         sdr_pass.join()
     if sdr_pass.error is not None:
@@ -172,13 +192,17 @@ def analyse_dense(
 
         alignment = refine(alignment, matches, kept_lumas, allowed_sdr=sdr_needed or None)
     return analysis.PairAnalysis(
-        alignment, clips, sdr_store, hdr_store, "dense (whole streams)", cuts, thumbs_sdr, thumbs_hdr
+        alignment, clips, sdr_store, hdr_store, "dense (whole streams)", cuts, thumbs_sdr, thumbs_hdr, hdr_stats
     )
 
 
-def _hdr_pass(hdr_reader: Any, hdr_store: FrameStore, sdr_pass: _SdrPass, align_cfg: dict[str, Any]) -> Any:
-    """HDR thumbnails, and the frames a provisional alignment says the clips need (see the module doc)."""
+def _hdr_pass(
+    hdr_reader: Any, hdr_store: FrameStore, sdr_pass: _SdrPass, align_cfg: dict[str, Any]
+) -> tuple[analysis.Thumbnails, tuple[dict[str, Any], int] | None]:
+    """HDR thumbnails, the frames a provisional alignment says the clips need (see the module doc), and the
+    title's not-HDR statistics on its spread frames (:class:`datakit.audit.hdr_range.TitleSampler`)."""
     info_hdr = hdr_reader.info
+    sampler = TitleSampler(title_frame_count(info_hdr))
     collector = analysis.ThumbnailCollector(
         hdr_reader, luma_width=align_cfg["thumb_width"],
         profile_step=analysis.profile_step(info_hdr.fps, info_hdr.frame_count),
@@ -188,25 +212,35 @@ def _hdr_pass(hdr_reader: Any, hdr_store: FrameStore, sdr_pass: _SdrPass, align_
     half_frame = 0.5 / float(info_hdr.fps)
     ahead: TemporalAlignment | None = None
     asked = 0  # how many of sdr_pass.needed have been mapped to HDR frames and asked for
-    for frame in hdr_reader.frames():
-        if not collector.add(frame):
-            continue
-        hdr_store.offer(frame)
-        until = frame.time + half_frame
-        if frame.time >= next_guess and sdr_pass.progress >= _sdr_reach(until, max_offset):
-            guess = _provisional(collector, sdr_pass.collector.snapshot(), until, max_offset)
-            if guess is not None:  # frames beyond the decoded part: the headline offset (segments near the end
-                # of the decoded part are unreliable: the SDR frames there have no HDR frames to match yet)
-                ahead = dataclasses.replace(
-                    guess.temporal, unmatched=(), segments=(), hdr_frame_count=info_hdr.frame_count,
-                    sdr_frame_count=None,
-                )  # fmt: skip
-                asked = 0
-            next_guess = frame.time + (REFRESH_SECONDS if guess is not None else RETRY_SECONDS)
-        known = len(sdr_pass.needed)
-        if ahead is not None and known > asked:
-            hdr_store.want(h for h in ahead.hdr_indices_for(sdr_pass.needed[asked:known]) if h is not None)
-            asked = known
+    pending: Future[Alignment | None] | None = None  # the provisional alignment running beside the pass
+    submitted = ring_frames = 0  # the frame it was asked at; the frames the store's ring holds
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="datakit-provisional") as pool:
+        for frame in analysis.read_ahead(hdr_reader.frames()):
+            if not collector.add(frame):
+                continue
+            hdr_store.offer(frame)
+            sampler.offer(frame)
+            until = frame.time + half_frame
+            if pending is None and frame.time >= next_guess and sdr_pass.progress >= _sdr_reach(until, max_offset):
+                pending = pool.submit(_provisional, collector, sdr_pass.collector, until, max_offset)
+                submitted = frame.index
+                ring_frames = hdr_store.ring_bytes // max(1, frame_bytes(frame))
+            if pending is not None and (pending.done() or frame.index - submitted >= ring_frames // 2):
+                # (waits once the pass is half a ring past the guess: the frames before it must stay in the ring)
+                guess = pending.result()
+                pending = None
+                if guess is not None:  # frames beyond the decoded part: the headline offset (segments near the
+                    # end of the decoded part are unreliable: the SDR frames there have no HDR frames to match yet)
+                    ahead = dataclasses.replace(
+                        guess.temporal, unmatched=(), segments=(), hdr_frame_count=info_hdr.frame_count,
+                        sdr_frame_count=None,
+                    )  # fmt: skip
+                    asked = 0
+                next_guess = frame.time + (REFRESH_SECONDS if guess is not None else RETRY_SECONDS)
+            known = len(sdr_pass.needed)
+            if ahead is not None and known > asked:
+                hdr_store.want(h for h in ahead.hdr_indices_for(sdr_pass.needed[asked:known]) if h is not None)
+                asked = known
     if not collector.count:
         raise AlignmentError(f"{hdr_reader.path}: no frame could be decoded")
-    return collector.snapshot()
+    return collector.snapshot(), sampler.stats()

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from datakit.audit.hdr_range import title_hdr_stats
 from datakit.errors import AlignmentError
 from datakit.pairs import analysis
 from datakit.pairs.align import (
@@ -198,6 +199,7 @@ def analyse_sparse(
         frame_windows, collector_s = _decode_sdr_windows(sdr_reader, sdr_store, windows, context, align_cfg)
         hdr_done.result()
     thumbs_sdr = collector_s.snapshot(tuple(windows))
+    hdr_stats = title_hdr_stats([keyframes[i] for i in sorted(keyframes)])  # not-HDR statistics: spread keyframes
 
     found = None
     if collector_h.count >= MIN_KEYFRAMES:
@@ -245,4 +247,4 @@ def analyse_sparse(
         if index in wanted:
             hdr_store.want([index])
             hdr_store.offer(frame)
-    return analysis.PairAnalysis(alignment, clips, sdr_store, hdr_store, f"sparse ({method})")
+    return analysis.PairAnalysis(alignment, clips, sdr_store, hdr_store, f"sparse ({method})", hdr_stats=hdr_stats)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING
@@ -77,19 +78,33 @@ def separable(images: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndar
 
 
 def rank_rows(x: np.ndarray) -> np.ndarray:
-    """Row-wise ranks of ``x`` (N, D) scaled to (0, 1), ties sharing their average rank; float32."""
+    """Row-wise ranks of ``x`` (N, D) scaled to (0, 1), ties sharing their average rank; float32.
+
+    One argsort; the rank of each sorted position is ``(pos + 0.5) / D`` except in runs of equal values,
+    which take their run's ``((first + last) / 2 + 0.5) / D`` (found on the tied positions only: luma
+    thumbnails have few ties)."""
     n, d = x.shape
     order = np.argsort(x, axis=1)  # any order: tied values get their average rank below
     s = np.take_along_axis(x, order, axis=1)
-    pos = np.broadcast_to(np.arange(d), (n, d))
-    new = np.ones((n, d), bool)
-    new[:, 1:] = s[:, 1:] != s[:, :-1]
-    first = np.maximum.accumulate(np.where(new, pos, 0), axis=1)
-    last_flag = np.ones((n, d), bool)
-    last_flag[:, :-1] = new[:, 1:]
-    last = np.minimum.accumulate(np.where(last_flag, pos, d - 1)[:, ::-1], axis=1)[:, ::-1]
+    pos = np.arange(d, dtype=np.float64)
+    single = (((pos + pos) * 0.5 + 0.5) / d).astype(np.float32)  # first = last = pos: a run of one
+    same = s[:, 1:] == s[:, :-1]  # (N, D - 1): position p + 1 repeats position p
+    if not same.any():
+        values = np.broadcast_to(single, (n, d))
+    else:
+        values = np.tile(single, (n, 1))
+        in_run = np.zeros((n, d), bool)
+        in_run[:, 1:] |= same
+        in_run[:, :-1] |= same
+        rows, cols = np.nonzero(in_run)  # row-major: each run is a stretch of consecutive entries
+        starts = np.ones(rows.size, bool)
+        starts[1:] = (rows[1:] != rows[:-1]) | ~same[rows[1:], np.maximum(cols[1:] - 1, 0)]
+        run = np.cumsum(starts) - 1
+        first = cols[starts][run]
+        last = cols[np.append(np.flatnonzero(starts)[1:], rows.size) - 1][run]
+        values[rows, cols] = ((first + last) * 0.5 + 0.5) / d
     ranks = np.empty((n, d), np.float32)
-    np.put_along_axis(ranks, order, ((first + last) * 0.5 + 0.5) / d, axis=1)
+    np.put_along_axis(ranks, order, values, axis=1)
     return ranks
 
 
@@ -245,15 +260,15 @@ def pair_features(
     hdr_area, sdr_area, clarity = picture_areas(thumbs_hdr, thumbs_sdr)
     spatial = initial_spatial(thumbs_hdr, thumbs_sdr, hdr_area, sdr_area, clarity)
     gw, gh = grid_size(hdr_area, [(thumbs_hdr, hdr_area), (thumbs_sdr, sdr_area)])
-    grid_s = thumb_grid(thumbs_sdr, sdr_area, gw, gh)
-    feat_h, valid_h = frame_features(thumb_grid(thumbs_hdr, hdr_area, gw, gh))
-    feat_s, valid_s = frame_features(grid_s)
-    texture_s = (grid_s - blur_stack(grid_s, HIGHPASS_SIGMA)).reshape(grid_s.shape[0], -1).std(axis=1)
 
-    def side(thumbs: Thumbnails, vectors: np.ndarray, valid: np.ndarray, count: int | None) -> StreamFeatures:
+    def side(thumbs: Thumbnails, grid: np.ndarray, count: int | None) -> StreamFeatures:
+        vectors, valid = frame_features(grid)
         return StreamFeatures(thumbs.indices, thumbs.times, vectors, valid, shot_changes(thumbs), thumbs.fps, count)
 
-    return PairFeatures(
-        spatial, side(thumbs_hdr, feat_h, valid_h, hdr_frame_count), side(thumbs_sdr, feat_s, valid_s, sdr_frame_count),
-        texture_s,
-    )  # fmt: skip
+    # the two streams' features in two threads (numpy's sorts and OpenCV's filters release the GIL)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="datakit-features") as pool:
+        hdr = pool.submit(side, thumbs_hdr, thumb_grid(thumbs_hdr, hdr_area, gw, gh), hdr_frame_count)
+        grid_s = thumb_grid(thumbs_sdr, sdr_area, gw, gh)
+        sdr = side(thumbs_sdr, grid_s, sdr_frame_count)
+        texture_s = (grid_s - blur_stack(grid_s, HIGHPASS_SIGMA)).reshape(grid_s.shape[0], -1).std(axis=1)
+        return PairFeatures(spatial, hdr.result(), sdr, texture_s)
