@@ -23,9 +23,9 @@ import pytest
 from datakit.cli import main
 from datakit.recipes import shipped_recipe
 from datakit.synth.build import synth_dataset
+from tests.checkpoints import inference_checkpoint
 
 HDRI = Path(__file__).parent / "data" / "hdri"
-MODELS = Path(__file__).parent.parent / "models"
 PAIRED = str(shipped_recipe("hdrtvmf1k"))
 NOT_UTF8 = b"\x89PNG\r\n\x1a\n\xff\xfe\xc3\x28\xa0\xa1" * 20
 
@@ -115,7 +115,7 @@ class Inputs:
     def checkpoint(self, change: Callable[[dict], object], name: str = "ckpt.pt") -> str:
         import torch
 
-        payload = torch.load(MODELS / "agcm" / "agcm.pt", weights_only=True)
+        payload = torch.load(inference_checkpoint(self.tmp / "agcm.pt", "agcm"), weights_only=True)
         change(payload)
         torch.save(payload, self.tmp / name)
         return str(self.tmp / name)
@@ -124,7 +124,7 @@ class Inputs:
         """A run folder whose checkpoints/last.pt is a shipped (inference-only) checkpoint: nothing to resume."""
         run = self.tmp / "run"
         (run / "checkpoints").mkdir(parents=True)
-        shutil.copy(MODELS / "agcm" / "agcm.pt", run / "checkpoints" / "last.pt")
+        inference_checkpoint(run / "checkpoints" / "last.pt", "agcm")
         return str(run)
 
     def pairs(self, name: str, text: str | bytes) -> str:

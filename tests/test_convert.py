@@ -28,7 +28,7 @@ from datakit.io.probe import probe
 from datakit.io.reader import VideoReader
 from datakit.io.writer import HDR10Writer, SDRWriter
 from datakit.nn.registry import create_model
-from datakit.nn.train import CHECKPOINT_FORMAT
+from tests.checkpoints import inference_checkpoint
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -148,11 +148,7 @@ def converted_lossless(folder: Path, sdr_clip: Path) -> dict[str, Any]:
 
 def _checkpoint(path: Path, name: str, **args: Any) -> Path:
     """A datakit-format checkpoint of an untrained model (seeded)."""
-    torch.manual_seed(0)
-    model = create_model(name, **args)
-    payload = {"format": CHECKPOINT_FORMAT, "model_name": name, "model_args": args, "model": model.state_dict()}
-    torch.save(payload, path)
-    return path
+    return inference_checkpoint(path, name, **args)
 
 
 # --------------------------------------------------------------------------- independent decoding

@@ -12,6 +12,7 @@ import pytest
 
 from datakit.cli import main
 from datakit.convert import shipped_checkpoint
+from tests.checkpoints import inference_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 HDRI = next(
@@ -66,21 +67,8 @@ def _psnr(pred_pq: np.ndarray, truth_codes: np.ndarray) -> float:
 
 
 def _models_folder(root, name: str):
-    """A ``DATAKIT_MODELS`` folder holding ``NAME/NAME.pt``: the architecture with perturbed weights, saved in the
-    datakit checkpoint format (the repository ships no checkpoint that clears the held-out bar)."""
-    import torch
-
-    from datakit.nn.registry import create_model
-    from datakit.nn.train import CHECKPOINT_FORMAT
-
-    torch.manual_seed(3)
-    model = create_model(name)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    (root / name).mkdir(parents=True)
-    torch.save({"format": CHECKPOINT_FORMAT, "model_name": name, "model_args": {}, "model": model.state_dict()},
-               root / name / f"{name}.pt")  # fmt: skip
+    """A ``DATAKIT_MODELS`` folder holding ``NAME/NAME.pt``: the architecture with perturbed weights."""
+    inference_checkpoint(root / name / f"{name}.pt", name, perturb=0.05, seed=3)
     return root
 
 
