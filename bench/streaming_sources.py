@@ -430,13 +430,18 @@ def render_demo(folder: Path, seconds: float, scene_seconds: int = 4) -> dict[st
             "render_seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
 
 
-def render_kind(name: str, work: Path, seconds: float, size: tuple[int, int] | None = None) -> dict[str, Any]:
-    """Render (or reuse) kind ``name`` into ``work/<name>``; ``size`` overrides the frame size (tests)."""
+def render_kind(
+    name: str, work: Path, seconds: float, size: tuple[int, int] | None = None, exact: bool = False
+) -> dict[str, Any]:
+    """Render (or reuse) kind ``name`` into ``work/<name>``, ``seconds`` long unless the kind fixes its length
+    (4k: 20 s) and ``exact`` is false; ``size`` overrides the frame size (tests)."""
     if name == "demo":
         return render_demo(work / name, seconds)
     kind = KINDS[name]
     if size is not None:
         kind = replace(kind, size=size)
+    if exact:
+        kind = replace(kind, seconds=None)
     return render_title(kind, work / name, kind.seconds or seconds)
 
 
