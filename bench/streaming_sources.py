@@ -295,14 +295,17 @@ class StreamEncoder:
         self._mux = self.container.mux if self._times is None else self._times.add
         self._y_range = (16 << (side.bit_depth - 8), 235 << (side.bit_depth - 8))  # limited-range Y' (BT.2100)
 
-    def write(self, rgb: np.ndarray, grain: np.ndarray) -> None:
+    def planes(self, rgb: np.ndarray, grain: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Code planes of R'G'B' in [0, 1], the grain field (unit variance) added to Y'."""
         from datakit.color.ycbcr import rgb_to_planes
 
         y, u, v = rgb_to_planes(rgb, self.side.tags[2], self.side.bit_depth, False)
         noisy = y.astype(np.float32) + grain * np.float32(self.side.grain_codes)
-        y = np.clip(np.rint(noisy), *self._y_range).astype(y.dtype)
+        return np.clip(np.rint(noisy), *self._y_range).astype(y.dtype), u, v
+
+    def encode(self, planes: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
         frame = self._av.VideoFrame(self.stream.width, self.stream.height, self.side.pix_fmt)
-        for plane, data in zip(frame.planes, (y, u, v), strict=True):
+        for plane, data in zip(frame.planes, planes, strict=True):
             view = np.frombuffer(plane, dtype=data.dtype).reshape(plane.height, plane.line_size // data.itemsize)
             view[:, : plane.width] = data
             view[:, plane.width :] = data[:, -1:]  # padding replicated (encoders' SIMD reads it)
@@ -365,52 +368,77 @@ def _encoders(kind: SourceKind, folder: Path, light: Any) -> tuple[StreamEncoder
     )  # fmt: skip
 
 
-def render_title(kind: SourceKind, folder: Path, seconds: float, progress: bool = True) -> dict[str, Any]:
-    """Render and encode one title of ``kind`` into ``folder`` (reused when its ``source.json`` matches)."""
+def _wanted(kind: SourceKind, seconds: float) -> dict[str, Any]:
+    return json.loads(
+        json.dumps({"kind": asdict(kind), "seconds": seconds, "fps": str(FPS), "offset_frames": OFFSET_FRAMES})
+    )
+
+
+def _done(kind: SourceKind, folder: Path, seconds: float) -> dict[str, Any] | None:
+    """The folder's ``source.json`` when it records this kind and length (a complete render), else None."""
+    marker = folder / "source.json"
+    if not marker.exists():
+        return None
+    done = json.loads(marker.read_text())
+    wanted = _wanted(kind, seconds)
+    return done if {k: done.get(k) for k in wanted} == wanted else None
+
+
+def render_titles(kinds: list[SourceKind], work: Path, seconds: float, progress: bool = True) -> None:
+    """Render one title and encode it as each of ``kinds`` (same size and seed: the same pictures) into
+    ``work/<kind>``; kinds whose folder is complete are left as they are. The pictures and their code planes are
+    made once for all encoders."""
     from tqdm import tqdm
 
-    folder.mkdir(parents=True, exist_ok=True)
-    marker = folder / "source.json"
-    wanted = {"kind": asdict(kind), "seconds": seconds, "fps": str(FPS), "offset_frames": OFFSET_FRAMES}
-    if marker.exists():
-        done = json.loads(marker.read_text())
-        if {k: done.get(k) for k in wanted} == json.loads(json.dumps(wanted)):
-            return done
-        marker.unlink()
+    todo = [k for k in kinds if _done(k, work / k.name, seconds) is None]
+    if not todo:
+        return
+    if len({(k.size, k.seed) for k in todo}) != 1:
+        raise ValueError("kinds rendered together must share their frame size and seed")
+    kind = todo[0]
+    for k in todo:
+        (work / k.name).mkdir(parents=True, exist_ok=True)
+        (work / k.name / "source.json").unlink(missing_ok=True)
     rng = np.random.default_rng(kind.seed)
     total = round(seconds * float(FPS)) + OFFSET_FRAMES
     shots = plan_shots(total, rng)
     light = estimated_light_level(shots)
     grains = grain_bank(kind.size, rng)
     start = time.perf_counter()
-    hdr, sdr = _encoders(kind, folder, light)
+    encoders = [_encoders(k, work / k.name, light) for k in todo]
     index = 0
-    with tqdm(total=total, desc=f"render {kind.name}", unit="frame", disable=not progress) as bar:
+    names = "+".join(k.name for k in todo)
+    with tqdm(total=total, desc=f"render {names}", unit="frame", disable=not progress) as bar:
         for shot in shots:
             for rgb_pq, rgb_sdr in shot_frames(shot, kind.size):
                 grain = grains[int(rng.integers(len(grains)))]
-                hdr.write(rgb_pq, grain)
-                if index >= OFFSET_FRAMES:
-                    sdr.write(rgb_sdr, grain)
+                planes: dict[Side, tuple[np.ndarray, ...]] = {}
+                for hdr, sdr in encoders:
+                    sides = [(hdr, rgb_pq)] + ([(sdr, rgb_sdr)] if index >= OFFSET_FRAMES else [])
+                    for encoder, rgb in sides:
+                        if encoder.side not in planes:
+                            planes[encoder.side] = encoder.planes(rgb, grain)
+                        encoder.encode(planes[encoder.side])
                 index += 1
                 bar.update()
-    hdr.close()
-    sdr.close()
     render_seconds = time.perf_counter() - start
-    info = {
-        **wanted,
-        "hdr": str(hdr.path),
-        "sdr": str(sdr.path),
-        "hdr_frames": total,
-        "sdr_frames": total - OFFSET_FRAMES,
-        "cuts_hdr": np.cumsum([s.frames for s in shots])[:-1].tolist(),
-        "shots": [asdict(s) for s in shots],
-        "light_level": [light.max_cll, light.max_fall],
-        "render_seconds": round(render_seconds, 1),
-    }
-    (folder / "pairs.txt").write_text(f"{hdr.path}\n{sdr.path}\n")
-    marker.write_text(json.dumps(info, indent=1))
-    return info
+    for k, (hdr, sdr) in zip(todo, encoders, strict=True):
+        hdr.close()
+        sdr.close()
+        info = {
+            **_wanted(k, seconds),
+            "hdr": str(hdr.path),
+            "sdr": str(sdr.path),
+            "hdr_frames": total,
+            "sdr_frames": total - OFFSET_FRAMES,
+            "cuts_hdr": np.cumsum([s.frames for s in shots])[:-1].tolist(),
+            "shots": [asdict(s) for s in shots],
+            "light_level": [light.max_cll, light.max_fall],
+            "render_seconds": round(render_seconds, 1),
+            "rendered_with": [t.name for t in todo],
+        }
+        (work / k.name / "pairs.txt").write_text(f"{hdr.path}\n{sdr.path}\n")
+        (work / k.name / "source.json").write_text(json.dumps(info, indent=1))
 
 
 def render_demo(folder: Path, seconds: float, scene_seconds: int = 4) -> dict[str, Any]:
@@ -430,19 +458,43 @@ def render_demo(folder: Path, seconds: float, scene_seconds: int = 4) -> dict[st
             "render_seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
 
 
-def render_kind(
-    name: str, work: Path, seconds: float, size: tuple[int, int] | None = None, exact: bool = False
-) -> dict[str, Any]:
-    """Render (or reuse) kind ``name`` into ``work/<name>``, ``seconds`` long unless the kind fixes its length
-    (4k: 20 s) and ``exact`` is false; ``size`` overrides the frame size (tests)."""
-    if name == "demo":
-        return render_demo(work / name, seconds)
+def _kind(name: str, size: tuple[int, int] | None, exact: bool) -> SourceKind:
     kind = KINDS[name]
     if size is not None:
         kind = replace(kind, size=size)
-    if exact:
-        kind = replace(kind, seconds=None)
-    return render_title(kind, work / name, kind.seconds or seconds)
+    return replace(kind, seconds=None) if exact else kind
+
+
+def render_kinds(
+    names: list[str], work: Path, seconds: float, size: tuple[int, int] | None = None, exact: bool = False
+) -> dict[str, dict[str, Any]]:
+    """Render (or reuse) the kinds ``names`` into ``work/<name>``, ``seconds`` long unless the kind fixes its
+    length (4k: 20 s) and ``exact`` is false; ``size`` overrides the frame size (tests). Kinds of one size and
+    length are rendered together (one picture pass, several encoders). Returns each kind's ``source.json``."""
+    groups: dict[tuple[Any, ...], list[SourceKind]] = {}
+    for name in names:
+        if name != "demo":
+            kind = _kind(name, size, exact)
+            groups.setdefault((kind.size, kind.seed, kind.seconds or seconds), []).append(kind)
+    for (_, _, length), kinds in groups.items():
+        render_titles(kinds, work, length)
+    out = {}
+    for name in names:
+        if name == "demo":
+            out[name] = render_demo(work / name, seconds)
+        else:
+            kind = _kind(name, size, exact)
+            done = _done(kind, work / name, kind.seconds or seconds)
+            assert done is not None
+            out[name] = done
+    return out
+
+
+def render_kind(
+    name: str, work: Path, seconds: float, size: tuple[int, int] | None = None, exact: bool = False
+) -> dict[str, Any]:
+    """:func:`render_kinds` of one kind."""
+    return render_kinds([name], work, seconds, size, exact)[name]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -451,8 +503,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--kinds", nargs="+", default=["hevc-gop2"], choices=KIND_NAMES)
     parser.add_argument("--seconds", type=float, default=60.0, help="length of the 1080p titles (4k: 20 s)")
     args = parser.parse_args(argv)
-    for name in args.kinds:
-        info = render_kind(name, Path(args.work), args.seconds)
+    for name, info in render_kinds(args.kinds, Path(args.work), args.seconds).items():
         print(f"{name}: {info['hdr']} + {info['sdr']}, rendered in {info['render_seconds']} s", file=sys.stderr)
 
 

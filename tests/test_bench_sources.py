@@ -37,7 +37,7 @@ sources = _module()
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     work = tmp_path_factory.mktemp("stream")
-    return {name: sources.render_kind(name, work, SECONDS, size=SIZE, exact=True) for name in ("hevc-gop2", "av1")}
+    return sources.render_kinds(["hevc-gop2", "av1"], work, SECONDS, size=SIZE, exact=True)
 
 
 def _read(path: str) -> tuple[av.codec.context.CodecContext, list[int], list[str], list[np.ndarray]]:
