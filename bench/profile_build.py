@@ -55,8 +55,18 @@ def classify(stack: list[str]) -> str:
     return "other"
 
 
+def caller(stack: list[str]) -> str:
+    """The innermost datakit function outside the reader: who asked for the decoding or conversion."""
+    for frame in reversed(stack):
+        match = re.match(r"(\S+) \((?:.*/)?(datakit/[\w/]+)\.py:\d+\)", frame)
+        if match and match[2] != "datakit/io/reader" and not match[2].startswith("datakit/color"):
+            return f"{match[2].removeprefix('datakit/')}.{match[1]}"
+    return "?"
+
+
 def group_raw(path: Path, rate: float) -> None:
     counts: collections.Counter[str] = collections.Counter()
+    callers: collections.Counter[tuple[str, str]] = collections.Counter()
     threads: collections.Counter[str] = collections.Counter()
     for line in path.read_text().splitlines():
         stack_text, _, count = line.rpartition(" ")
@@ -64,7 +74,10 @@ def group_raw(path: Path, rate: float) -> None:
             continue
         frames = stack_text.split(";")
         n = int(count)
-        counts[classify(frames[1:])] += n
+        group = classify(frames[1:])
+        counts[group] += n
+        if group.startswith(("decode", "reader")):
+            callers[group.split(":")[0], caller(frames[1:])] += n
         threads[re.sub(r"\s*\(\d+\)|0x[0-9a-f]+", "", frames[0])] += n
     total = sum(counts.values())
     busy = total - counts.get("waiting", 0)
@@ -72,6 +85,8 @@ def group_raw(path: Path, rate: float) -> None:
     for name, n in counts.most_common():
         share = "" if name == "waiting" else f"{100 * n / max(busy, 1):5.1f}% of the busy samples"
         print(f"  {name:48s} {n / rate:7.1f} s  {share}")
+    for (group, who), n in callers.most_common(12):
+        print(f"    {group} for {who}: {n / rate:.1f} s")
     print("threads (thread-seconds):", ", ".join(f"{t} {n / rate:.1f}" for t, n in threads.most_common(8)))
 
 
