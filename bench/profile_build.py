@@ -95,7 +95,7 @@ def main() -> None:
     parser.add_argument("recipe", nargs="?")
     parser.add_argument("pairs", nargs="?")
     parser.add_argument("--out", default="profile-build")
-    parser.add_argument("--rate", type=float, default=50.0)
+    parser.add_argument("--rate", type=int, default=50, help="samples per second and thread")
     parser.add_argument("--from-raw", help="group this raw py-spy recording instead of recording")
     args = parser.parse_args()
     if args.from_raw:
@@ -112,7 +112,9 @@ def main() -> None:
     build = [sys.executable, "-c", child, args.recipe, args.pairs, str(out / f"out-{args.recipe}"), str(result)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(bench), *filter(None, [os.environ.get("PYTHONPATH")])])}
     spy = ["py-spy", "record", "--native", "--threads", "--idle", "--rate", str(args.rate), "--format", "raw"]
-    subprocess.run([*spy, "--output", str(raw), "--", *build], check=True, env=env)
+    done = subprocess.run([*spy, "--output", str(raw), "--", *build], env=env)
+    if done.returncode != 0 or not raw.exists():
+        raise SystemExit(f"py-spy or the build failed (exit status {done.returncode})")
     group_raw(raw, args.rate)
 
 
