@@ -229,8 +229,8 @@ def shot_frames(shot: Shot, size: tuple[int, int]) -> Any:
     del big
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     for m in pixel_maps(hs, size, sources[0].shape):
-        frames = (cv2.warpPerspective(src, m, size, flags=flags, borderMode=cv2.BORDER_REPLICATE) for src in sources)
-        yield tuple(np.clip(x, 0.0, 1.0, out=x) for x in frames)
+        # bilinear samples of signals in [0, 1] stay in [0, 1]
+        yield tuple(cv2.warpPerspective(src, m, size, flags=flags, borderMode=cv2.BORDER_REPLICATE) for src in sources)
 
 
 def grain_bank(size: tuple[int, int], rng: np.random.Generator, count: int = 8) -> np.ndarray:
@@ -294,14 +294,20 @@ class StreamEncoder:
         self._times = X265DecodeTimes(self.container.mux) if side.codec == "libx265" else None
         self._mux = self.container.mux if self._times is None else self._times.add
         self._y_range = (16 << (side.bit_depth - 8), 235 << (side.bit_depth - 8))  # limited-range Y' (BT.2100)
+        self._grain: np.ndarray | None = None
 
-    def planes(self, rgb: np.ndarray, grain: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Code planes of R'G'B' in [0, 1], the grain field (unit variance) added to Y'."""
+    def planes(self, rgb: np.ndarray, bank: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Code planes of R'G'B' in [0, 1], field ``k`` of the grain ``bank`` (unit variance) added to Y' (in
+        whole code values: the bank is scaled and rounded once per encoder)."""
         from datakit.color.ycbcr import rgb_to_planes
 
+        if self._grain is None:
+            self._grain = np.rint(bank * np.float32(self.side.grain_codes)).astype(np.int16)
         y, u, v = rgb_to_planes(rgb, self.side.tags[2], self.side.bit_depth, False)
-        noisy = y.astype(np.float32) + grain * np.float32(self.side.grain_codes)
-        return np.clip(np.rint(noisy), *self._y_range).astype(y.dtype), u, v
+        noisy = y.astype(np.int16)
+        noisy += self._grain[k]
+        np.clip(noisy, *self._y_range, out=noisy)
+        return noisy.astype(y.dtype), u, v
 
     def encode(self, planes: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
         frame = self._av.VideoFrame(self.stream.width, self.stream.height, self.side.pix_fmt)
@@ -411,13 +417,13 @@ def render_titles(kinds: list[SourceKind], work: Path, seconds: float, progress:
     with tqdm(total=total, desc=f"render {names}", unit="frame", disable=not progress) as bar:
         for shot in shots:
             for rgb_pq, rgb_sdr in shot_frames(shot, kind.size):
-                grain = grains[int(rng.integers(len(grains)))]
+                k = int(rng.integers(len(grains)))
                 planes: dict[Side, tuple[np.ndarray, ...]] = {}
                 for hdr, sdr in encoders:
                     sides = [(hdr, rgb_pq)] + ([(sdr, rgb_sdr)] if index >= OFFSET_FRAMES else [])
                     for encoder, rgb in sides:
                         if encoder.side not in planes:
-                            planes[encoder.side] = encoder.planes(rgb, grain)
+                            planes[encoder.side] = encoder.planes(rgb, grains, k)
                         encoder.encode(planes[encoder.side])
                 index += 1
                 bar.update()
