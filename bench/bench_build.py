@@ -11,7 +11,7 @@ shipped recipes are used as they are.
 Sources (``--kinds``, rendered once by ``bench/streaming_sources.py`` into ``--work`` and reused): ``hevc-gop2``,
 ``hevc-gop5`` and ``av1`` are 1080p titles (``--seconds``, 60 by default) rendered from the CC0 photographs,
 3-8 s shots with hard cuts and slow and fast motion, encoded like delivery files (HDR10 HEVC Main10 with 2 s or
-5 s GOPs and B-frames beside SDR H.264 with the same GOPs; 10-bit and 8-bit AV1); ``4k`` is a 20 s 3840x2160
+5 s GOPs and B-frames beside SDR H.264 with the same GOPs; 10-bit and 8-bit AV1); ``4k`` is a 10 s 3840x2160
 hevc-gop2 title; ``demo`` is the project's demo pair this bench measured before (keyframe every 24 frames, 4 s
 scenes). Each build runs in a child process (its own interpreter, the same environment), which reports the
 build's wall and CPU seconds (its own and its threads'); the parent reads the child's peak resident memory
@@ -190,7 +190,7 @@ def main() -> None:
     parser.add_argument("--kinds", nargs="+", default=["hevc-gop2", "hevc-gop5", "av1", "4k", "demo"],
                         choices=streaming_sources.KIND_NAMES)  # fmt: skip
     parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=RECIPES)
-    parser.add_argument("--seconds", type=float, default=60.0, help="length of the 1080p titles (4k: 20 s)")
+    parser.add_argument("--seconds", type=float, default=60.0, help="length of the 1080p titles (4k: 10 s)")
     parser.add_argument("--repeats", type=int, default=3, help="rounds of builds (the median ratio is reported)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 10 s titles, one round")
     args = parser.parse_args()

@@ -20,7 +20,7 @@ different images: every shot change is a hard cut. Both sides get the same film 
   :func:`datakit.color.ycbcr.rgb_to_planes` (the matrix is ours, never swscale's).
 
 Kinds (:data:`KINDS`): ``hevc-gop2``, ``hevc-gop5``, ``av1`` (1080p, ``--seconds`` long, 60 by default), ``4k``
-(3840x2160, 20 s, hevc-gop2) and ``demo`` (the project's demo renderer as ``bench_build.py`` always used it, so
+(3840x2160, 10 s: about 8 s a frame to render on this shared machine, hevc-gop2) and ``demo`` (the project's demo renderer as ``bench_build.py`` always used it, so
 issue 13's figures stay comparable). Frames are rendered and encoded one at a time (a 4K float frame is 100 MB).
 
 Run: ``python bench/streaming_sources.py --work DIR [--kinds hevc-gop2 ...] [--seconds 60]``. Each kind goes to
@@ -80,7 +80,7 @@ KINDS: dict[str, SourceKind] = {
     "hevc-gop2": SourceKind("hevc-gop2", "hevc", 2.0, (1920, 1080)),
     "hevc-gop5": SourceKind("hevc-gop5", "hevc", 5.0, (1920, 1080)),
     "av1": SourceKind("av1", "av1", 2.0, (1920, 1080), crf_hdr=32, crf_sdr=32),
-    "4k": SourceKind("4k", "hevc", 2.0, (3840, 2160), seconds=20.0),
+    "4k": SourceKind("4k", "hevc", 2.0, (3840, 2160), seconds=10.0),
 }
 KIND_NAMES = (*KINDS, "demo")
 
@@ -476,7 +476,7 @@ def render_kinds(
     names: list[str], work: Path, seconds: float, size: tuple[int, int] | None = None, exact: bool = False
 ) -> dict[str, dict[str, Any]]:
     """Render (or reuse) the kinds ``names`` into ``work/<name>``, ``seconds`` long unless the kind fixes its
-    length (4k: 20 s) and ``exact`` is false; ``size`` overrides the frame size (tests). Kinds of one size and
+    length (4k: 10 s) and ``exact`` is false; ``size`` overrides the frame size (tests). Kinds of one size and
     length are rendered together (one picture pass, several encoders). Returns each kind's ``source.json``."""
     groups: dict[tuple[Any, ...], list[SourceKind]] = {}
     for name in names:
@@ -508,7 +508,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", required=True, help="folder of the rendered kinds (reused)")
     parser.add_argument("--kinds", nargs="+", default=["hevc-gop2"], choices=KIND_NAMES)
-    parser.add_argument("--seconds", type=float, default=60.0, help="length of the 1080p titles (4k: 20 s)")
+    parser.add_argument("--seconds", type=float, default=60.0, help="length of the 1080p titles (4k: 10 s)")
     args = parser.parse_args(argv)
     for name, info in render_kinds(args.kinds, Path(args.work), args.seconds).items():
         print(f"{name}: {info['hdr']} + {info['sdr']}, rendered in {info['render_seconds']} s", file=sys.stderr)
