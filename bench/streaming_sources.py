@@ -20,8 +20,9 @@ different images: every shot change is a hard cut. Both sides get the same film 
   :func:`datakit.color.ycbcr.rgb_to_planes` (the matrix is ours, never swscale's).
 
 Kinds (:data:`KINDS`): ``hevc-gop2``, ``hevc-gop5``, ``av1`` (1080p, ``--seconds`` long, 60 by default), ``4k``
-(3840x2160, 10 s: about 8 s a frame to render on this shared machine, hevc-gop2) and ``demo`` (the project's demo renderer as ``bench_build.py`` always used it, so
-issue 13's figures stay comparable). Frames are rendered and encoded one at a time (a 4K float frame is 100 MB).
+(3840x2160 hevc-gop2, 10 s: a 4K frame took about 8 s to render on this shared machine) and ``demo`` (the
+project's demo renderer as ``bench_build.py`` always used it, so issue 13's figures stay comparable). Frames are
+rendered and encoded one at a time (a 4K float frame is 100 MB).
 
 Run: ``python bench/streaming_sources.py --work DIR [--kinds hevc-gop2 ...] [--seconds 60]``. Each kind goes to
 ``DIR/<kind>/`` (``title_hdr10.mkv`` + ``title_sdr.mp4`` or ``.mkv``, the build's pairs folder) with
