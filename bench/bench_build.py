@@ -155,7 +155,11 @@ def bench_kind(name: str, args: argparse.Namespace, work: Path) -> dict[str, Cel
             cells[recipe].runs.append(run)
             decodes.append((after, after_cpu))
             baseline = after
-            print(f"   {recipe}: {run.seconds:.1f} s, {run.cpu:.1f} CPU s, peak {run.peak_mb:.0f} MB", flush=True)
+            print(
+                f"   {recipe}: {run.seconds:.1f} s, {run.cpu:.1f} CPU s, peak {run.peak_mb:.0f} MB, "
+                f"{cells[recipe].ratios[-1]:.2f}x the decode (then decode alone {after:.1f} s, {after_cpu:.1f} CPU s)",
+                flush=True,
+            )
     decode_cpus = [cpu for _, cpu in decodes]
     print(f"   decode alone over the run: {_spread([s for s, _ in decodes], '.1f')} s, "
           f"{_spread(decode_cpus, '.1f')} CPU s")  # fmt: skip
