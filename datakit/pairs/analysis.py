@@ -128,10 +128,11 @@ class PairAnalysis:
 READ_AHEAD = 4  # decoded frames a pass may hold before its summaries catch up (6 MB each at 1080p 10-bit)
 
 
-def read_ahead(frames: Iterable[Any], depth: int = READ_AHEAD) -> Iterator[Any]:
-    """The items of ``frames`` (a reader's decoded frames), produced by a thread of their own up to ``depth``
-    ahead: the decoder (PyAV decodes without the GIL) keeps going while the caller summarizes, instead of
-    waiting for it. Errors of the producer are raised here, in order; stopping early stops the producer."""
+def read_ahead(frames: Iterable[Any], depth: int = READ_AHEAD, name: str = "datakit-decode") -> Iterator[Any]:
+    """The items of ``frames`` (a reader's decoded frames, or a sparse build's gated clips), produced by a thread
+    of their own up to ``depth`` ahead: the decoder (PyAV decodes without the GIL) keeps going while the caller
+    works on what it produced, instead of waiting for it. Errors of the producer are raised here, in order;
+    stopping early (or closing the generator) stops the producer."""
     items: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=max(1, depth))
     stop = threading.Event()
 
@@ -150,7 +151,7 @@ def read_ahead(frames: Iterable[Any], depth: int = READ_AHEAD) -> Iterator[Any]:
         except BaseException as error:  # handed to the consumer
             items.put((False, error))
 
-    producer = threading.Thread(target=produce, name="datakit-decode", daemon=True)
+    producer = threading.Thread(target=produce, name=name, daemon=True)
     producer.start()
     try:
         while True:

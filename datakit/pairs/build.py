@@ -300,16 +300,18 @@ def _produce_clips(
     """Gate each clip on what is cheap (:func:`_sdr_gated`), check its timing (:func:`_clip_timing`; sparse
     analyses: on the HDR frames around it, decoded here), fetch its frames (kept, or decoded again by seeking)
     and queue its conversion. Sparse builds decode both streams here: the SDR stage runs in its own thread,
-    :data:`_SDR_AHEAD` clips ahead (:func:`_ahead`), so that the two decoders work at once, as in the analysis;
-    clips keep their order, so the output does not depend on it."""
+    :data:`_SDR_AHEAD` clips ahead (:func:`~datakit.pairs.analysis.read_ahead`), so that the two decoders work at
+    once, as in the analysis; clips keep their order, so the output does not depend on it."""
     from datakit.pairs import gates
+    from datakit.pairs.analysis import read_ahead
 
     gates_cfg = ctx.recipe["gates"]
     signatures: list[np.ndarray] = []
     luma_width = ctx.recipe["align"]["thumb_width"]
     sparse = ctx.thumbs_sdr is None
     gated = _sdr_gated(ctx, clips)
-    with contextlib.closing(_ahead(gated, _SDR_AHEAD) if sparse and _SDR_AHEAD else gated) as candidates:
+    ahead = read_ahead(gated, _SDR_AHEAD, name="datakit-sdr-stage") if sparse and _SDR_AHEAD else gated
+    with contextlib.closing(ahead) as candidates:
         for item in candidates:
             hdr_frames, temporal_margin = item.hdr_frames, item.temporal_margin
             hdr_near: dict[int, Any] = {}  # sparse: the HDR frames decoded around the clip for its timing check
@@ -387,46 +389,6 @@ def _sdr_gated(ctx: _PairContext, clips: list[Any]) -> Iterator[_Gated]:
             rejected[reason] += 1
             continue
         yield _Gated(number, clip, sdr_frames, hdr_frames, sdr_decoded, luma, thumbs_window, temporal_margin)
-
-
-def _ahead(items: Iterator[Any], depth: int) -> Iterator[Any]:
-    """``items`` produced in a thread of their own, at most ``depth`` ahead of the consumer, in order; an error
-    of the producer is raised in the consumer. Closing the returned generator stops the producer."""
-    handoff: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=max(1, depth))
-    stop = threading.Event()
-    done = object()
-
-    def produce() -> None:
-        try:
-            for item in items:
-                while not stop.is_set():
-                    try:
-                        handoff.put((True, item), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            handoff.put((True, done))
-        except BaseException as error:  # handed to the consumer
-            handoff.put((False, error))
-
-    producer = threading.Thread(target=produce, name="datakit-sdr-stage", daemon=True)
-    producer.start()
-    try:
-        while True:
-            ok, item = handoff.get()
-            if not ok:
-                raise item
-            if item is done:
-                return
-            yield item
-    finally:
-        stop.set()
-        while producer.is_alive():  # unblock a producer waiting on a full queue, then wait for it
-            with contextlib.suppress(queue.Empty):
-                handoff.get(timeout=0.1)
-        producer.join()
 
 
 def _timed(
