@@ -281,7 +281,7 @@ class StreamEncoder:
         from datakit.io.metadata import matrix_code, primaries_code, range_code, transfer_code
         from datakit.io.writer import X265DecodeTimes
 
-        self._av, self.path, self.side = av, path, side
+        self.path, self.side = path, side
         self.tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
         self.container = av.open(str(self.tmp), "w")
         stream = self.container.add_stream(side.codec, rate=FPS)
@@ -311,11 +311,9 @@ class StreamEncoder:
         return noisy.astype(y.dtype), u, v
 
     def encode(self, planes: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
-        frame = self._av.VideoFrame(self.stream.width, self.stream.height, self.side.pix_fmt)
-        for plane, data in zip(frame.planes, planes, strict=True):
-            view = np.frombuffer(plane, dtype=data.dtype).reshape(plane.height, plane.line_size // data.itemsize)
-            view[:, : plane.width] = data
-            view[:, plane.width :] = data[:, -1:]  # padding replicated (encoders' SIMD reads it)
+        from datakit.io.writer import frame_from_planes
+
+        frame = frame_from_planes(self.stream.width, self.stream.height, self.side.pix_fmt, planes)
         frame.pts = self.count
         for packet in self.stream.encode(frame):
             self._mux(packet)

@@ -73,6 +73,21 @@ def _params(base: dict[str, str], extra: dict[str, Any] | str | None) -> str:
     return ":".join(f"{k}={v}" if v != "" else k for k, v in merged.items())
 
 
+def frame_from_planes(width: int, height: int, pix_fmt: str, planes: tuple[np.ndarray, ...]) -> Any:
+    """A PyAV frame holding Y'CbCr code planes (``pix_fmt`` as the encoder takes them), written into its padded
+    planes in place. The row padding is uninitialized memory that encoders' SIMD code reads (x264's lookahead
+    did, and its output then changed from run to run): the edge column is replicated into it, so that encodes
+    are reproducible."""
+    import av
+
+    frame = av.VideoFrame(width, height, pix_fmt)
+    for plane, data in zip(frame.planes, planes, strict=True):
+        view = np.frombuffer(plane, dtype=data.dtype).reshape(plane.height, plane.line_size // data.dtype.itemsize)
+        view[:, : plane.width] = data
+        view[:, plane.width :] = data[:, -1:]
+    return frame
+
+
 class X265DecodeTimes:
     """Decode timestamps for PyAV's bundled libx265, whose packets carry a garbage ``dts`` (a different,
     usually huge negative base in every run, advancing by one frame per packet in decode order), while their
@@ -137,7 +152,6 @@ class _Encoder:
     ) -> None:
         import av
 
-        self._av = av
         self.container = av.open(str(path), "w", format=container_format)
         try:
             stream = self.container.add_stream(codec, rate=fps)
@@ -166,14 +180,7 @@ class _Encoder:
             raise
 
     def encode(self, y: np.ndarray, u: np.ndarray, v: np.ndarray, pts: int | None = None) -> None:
-        frame = self._av.VideoFrame(self.stream.width, self.stream.height, self.pix_fmt)
-        for plane, data in zip(frame.planes, (y, u, v), strict=True):
-            item = data.dtype.itemsize
-            view = np.frombuffer(plane, dtype=data.dtype).reshape(plane.height, plane.line_size // item)
-            view[:, : plane.width] = data
-            # The row padding is uninitialized memory; encoders' SIMD code reads it (x264's lookahead did, and
-            # its output then changed from run to run). Replicating the edge keeps encodes reproducible.
-            view[:, plane.width :] = data[:, -1:]
+        frame = frame_from_planes(self.stream.width, self.stream.height, self.pix_fmt, (y, u, v))
         frame.pts = self.count if pts is None else int(pts)
         frame.time_base = self.time_base  # the muxer may change the stream's time base (MKV: 1/1000)
         for packet in self.stream.encode(frame):
