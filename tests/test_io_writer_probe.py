@@ -17,7 +17,7 @@ from datakit.errors import InputError, NotHDR10Error, UnsupportedFormatError
 from datakit.io.metadata import ContentLightLevel, MasteringDisplay
 from datakit.io.probe import probe, require_hdr10, require_sdr
 from datakit.io.reader import VideoReader
-from datakit.io.writer import HDR10Writer, SDRWriter
+from datakit.io.writer import HDR10Writer, SDRWriter, X265DecodeTimes
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -221,13 +221,18 @@ def _encode(path: Path, codec: str, pix_fmt: str, arrays: list[np.ndarray], **se
             if key in settings:
                 setattr(stream.codec_context, key, settings[key])
         stream.options = settings.get("options", {})  # type: ignore[assignment]
+        # PyAV's bundled libx265 gives packets a garbage dts: the MP4 muxer refused one-frame files now and then
+        times = X265DecodeTimes(out.mux) if codec == "libx265" else None
+        send = times.add if times else out.mux
         for i, arr in enumerate(arrays):
             frame = av.VideoFrame.from_ndarray(arr, format=pix_fmt)
             frame.pts = i
             for packet in stream.encode(frame):
-                out.mux(packet)
+                send(packet)
         for packet in stream.encode(None):
-            out.mux(packet)
+            send(packet)
+        if times:
+            times.flush()
 
 
 def _yuv420_10(h: int = H, w: int = W, y: int = 400) -> np.ndarray:
