@@ -259,6 +259,32 @@ def test_converter_shared_by_threads() -> None:
         np.testing.assert_array_equal(got, want)
 
 
+def test_scratch_kept_per_shape_converts_alternating_sizes_alike(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A clip stage alternates whole frames and tiles: each shape keeps its scratch buffers (reused, not
+    allocated again), results equal a fresh converter's, and a thread's scratch stays within its bound."""
+    rng = np.random.default_rng(4)
+    jobs = []
+    for h, w in [(72, 128), (24, 40), (72, 128), (36, 64), (24, 40)] * 2:
+        y = rng.integers(64, 941, (h, w)).astype(np.uint16)
+        u, v = (rng.integers(64, 961, (h // 2, w // 2)).astype(np.uint16) for _ in range(2))
+        jobs.append((y, u, v))
+    conv = Y.PlaneConverter("bt2020nc", 10, False, "left")
+    for dtype in ("uint16", "uint8", "float32"):
+        for job in jobs:
+            fresh = Y.PlaneConverter("bt2020nc", 10, False, "left")(*job, dtype=dtype)
+            np.testing.assert_array_equal(conv(*job, dtype=dtype), fresh)
+    kept = {id(b) for b in conv._local.bufs.values()}
+    conv(*jobs[0], dtype="uint16")
+    conv(*jobs[1], dtype="uint16")
+    assert {id(b) for b in conv._local.bufs.values()} == kept  # nothing allocated again
+    small = Y.PlaneConverter("bt2020nc", 10, False, "left")
+    monkeypatch.setattr(Y, "SCRATCH_BYTES", 64 << 10)
+    for job in jobs:
+        small(*job, dtype="float32")
+        sizes = [b.nbytes for b in small._local.bufs.values()]
+        assert sum(sizes) <= max(64 << 10, max(sizes))  # one buffer larger than the bound stays alone
+
+
 @pytest.mark.parametrize("sub", ["420", "422", "444"])
 @pytest.mark.parametrize("siting", list(Y.CHROMA_SITING_OFFSETS))
 def test_rgb_to_planes_fast_path_matches_numpy_reference(sub: str, siting: str) -> None:

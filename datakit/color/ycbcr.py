@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -329,6 +330,7 @@ def subsampled_shape(height: int, width: int, subsampling: str) -> tuple[int, in
 
 
 _OUTPUT_SCALES = {"float32": 1.0, "uint16": 65535.0, "uint8": 255.0}
+SCRATCH_BYTES = 384 << 20  # scratch buffers a converter keeps per thread: a 4K frame's whole set and many tiles
 
 # 3-tap kernels that turn a nearest-neighbour (sample-doubled) chroma axis into linear
 # interpolation at the true chroma positions, for each phase (see _up_axis): out[x] = sum k[t] d[x+t-1].
@@ -362,11 +364,23 @@ class PlaneConverter:
         self._local = threading.local()  # scratch buffers, one set per thread
 
     def _buf(self, name: str, shape: tuple[int, ...], dtype: Any = np.float32) -> np.ndarray:
-        scratch = self._local.__dict__
-        buf = scratch.get(name)
-        if buf is None or buf.shape != shape or buf.dtype != dtype:
-            buf = np.empty(shape, dtype=dtype)
-            scratch[name] = buf
+        """This thread's scratch buffer ``name`` of this shape and type: kept per shape (a clip's whole centre
+        frame and its tiles alternate; one buffer per name would be allocated again, page by page, on every
+        call), the least recently used dropped beyond :data:`SCRATCH_BYTES` per thread."""
+        scratch: OrderedDict[tuple[str, tuple[int, ...], str], np.ndarray] | None = getattr(self._local, "bufs", None)
+        if scratch is None:
+            scratch = self._local.bufs = OrderedDict()
+        key = (name, tuple(shape), np.dtype(dtype).str)
+        buf = scratch.get(key)
+        if buf is not None:
+            scratch.move_to_end(key)
+            return buf
+        buf = np.empty(shape, dtype=dtype)
+        scratch[key] = buf
+        total = sum(b.nbytes for b in scratch.values())
+        while total > SCRATCH_BYTES and len(scratch) > 1:
+            _, dropped = scratch.popitem(last=False)
+            total -= dropped.nbytes
         return buf
 
     def luma(self, y: np.ndarray) -> np.ndarray:

@@ -83,12 +83,15 @@ def build_pair(
     import cv2
     from threadpoolctl import threadpool_limits
 
+    from datakit.allocator import keep_freed_memory
+
     # A pair already runs its own threads (two decoders, the passes, render threads): OpenCV's pool on top of
     # them only adds hand-offs on small images (measured: 2-3 CPU s less per minute of 1080p without it), and
     # OpenBLAS's threads (numpy's and OpenCV's copies) spin between the small matrix products of the checks
     # (perf: 7 % of a sparse build's CPU in blas_thread_server).
     opencv_threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
+    keep_freed_memory()  # the same large arrays are freed and allocated again, clip after clip
     try:
         with threadpool_limits(limits=1, user_api="blas"):
             status = _build_pair(pair, recipe, digest, folder, split, allow_truncated)
