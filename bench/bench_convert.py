@@ -19,7 +19,9 @@ measurement's own):
 - peak memory at 1080p (``datakit convert``'s automatic tiling: whole frames, 512-pixel tiles for KPN-MFI) and at
   3840x2160 with 512-pixel tiles: the process's peak resident set
   (``ru_maxrss``, everything: Python, torch, libraries), the peak of numpy/Python allocations traced by
-  ``tracemalloc`` (torch's CPU allocator is not traced) and ``torch.cuda.max_memory_allocated`` on CUDA;
+  ``tracemalloc`` on one more call after the timed ones (tracing every allocation would slow the timed calls,
+  the banded path's small band arrays most; torch's CPU allocator is not traced) and
+  ``torch.cuda.max_memory_allocated`` on CUDA;
 - the ratio of the reference path's per-frame cost to the banded path's (CPU and wall seconds);
 - end-to-end: ``convert_video`` on the clip against decode + encode alone (VideoReader -> HDR10Writer with the
   same crf and preset, no model), as seconds and as the ratio of throughputs, with the peak of the temporary disk
@@ -120,7 +122,6 @@ def measure_model(
 
     if threads:
         torch.set_num_threads(threads)
-    tracemalloc.start()
     reference = name.endswith(REFERENCE)
     module, name, _ = resolve_model(name.removesuffix(REFERENCE), checkpoint, "auto")
     if reference:
@@ -146,7 +147,13 @@ def measure_model(
         wall_runs.append((time.perf_counter() - wall0) / outputs)
         if time.perf_counter() - started > budget:
             break
+    # numpy/Python peak on one more call, traced apart: tracemalloc hooks every allocation, which slowed the
+    # banded path's many small band arrays (10.3 instead of 7.0-7.5 CPU s per 1080p frame) far more than the
+    # reference path's few large tensors, and so understated the ratio between them
+    tracemalloc.start()
+    conv([[pool[k % len(pool)] for k in range(conv.frames)]])
     _, traced_peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
     return {
         "cpu_s_per_frame": statistics.median(cpu_runs),
         "wall_s_per_frame": statistics.median(wall_runs),
