@@ -288,3 +288,35 @@ def test_assembled_frames_equal_python_blosc2s_own(monkeypatch):
     assert [bytes(f) for f in fast] == reference == large
     assert [isinstance(f, np.ndarray) for f in fast] == [True, True, False] * 2  # the template path was taken
     assert not any(isinstance(f, np.ndarray) for f in large)
+
+
+def test_packed_sample_writes_the_same_shard_and_lets_its_pixels_go(tmp_path):
+    """A producer packs a sample (hash, chunks) and drops its arrays: the writer stores the same pixels, record
+    and hash as for the unpacked sample, and the chunks hold only their compressed bytes (no uncompressed-size
+    buffer behind a view), so a clip waiting for the writer keeps no converted region alive."""
+    ramp = np.arange(3 * 48 * 64 * 3, dtype=np.uint32).reshape(3, 48, 64, 3)
+    region = (ramp * 7 // 3 % 60000).astype(np.uint16)  # compressible, as pictures are
+    plain = make_sample(0, size=32)
+    plain.hdr = region[:, 8:40, 16:48]  # a tile: a view into a larger converted region, as the builder makes
+    packed = make_sample(0, size=32)
+    packed.hdr = region[:, 8:40, 16:48]
+    packed.pack()
+    assert packed.hdr.shape == plain.hdr.shape and packed.hdr.strides == (0, 0, 0, 0)
+    assert packed.hdr.base is not region and not np.shares_memory(packed.hdr, region)
+    for name, chunk in packed.chunks.items():
+        array = np.asarray(chunk)
+        assert array.base is None or array.base.nbytes == array.nbytes, name  # owns just the compressed bytes
+    records = []
+    for folder, sample in (("plain", plain), ("packed", packed)):
+        out = OutputFolder(tmp_path / folder)
+        out.prepare()
+        with out.writer("pairA") as writer:
+            records.append(writer.add(sample, "train"))
+        out.publish_source("pairA", [records[-1]], {"state": "done"})
+        out.finalize({"recipe": {"name": "unit"}})
+    assert records[0] == records[1]
+    for folder in ("plain", "packed"):
+        (record,) = [json.loads(line) for line in (tmp_path / folder / "manifest.jsonl").read_text().splitlines()]
+        sdr, hdr = ShardReader(tmp_path / folder / record["shard"]).arrays(record["index"])
+        np.testing.assert_array_equal(hdr, region[:, 8:40, 16:48])
+        np.testing.assert_array_equal(sdr, make_sample(0, size=32).sdr)

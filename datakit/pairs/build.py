@@ -31,7 +31,7 @@ from datakit.pairs.schema import PAIRED_SCHEMA
 from datakit.pairs.sources import PairSource, check_hashes, read_pairs
 from datakit.recipe import load_recipe, recipe_hash
 from datakit.store.output import OutputFolder
-from datakit.store.shards import Sample, compress_chunk
+from datakit.store.shards import Sample
 
 SPARSE_STRATEGIES = ("interval", "single")
 
@@ -573,8 +573,7 @@ def _render_clip(ctx: _RenderContext, job: _ClipJob) -> tuple[str | None, list[S
         for k, (x0, y0, w, h) in enumerate(boxes)
     ]
     for sample in samples:  # hashed and compressed here, two clips at a time; the writer thread only writes
-        sample.content_hash()
-        sample.chunks = {"sdr": compress_chunk(sample.sdr), "hdr": compress_chunk(sample.hdr)}
+        sample.pack()
     return None, samples
 
 

@@ -122,7 +122,10 @@ class FrameTemplate:
         total = head + size + tail
         for (at, _), value in ((_FRAME_LENGTH, total), (_COMPRESSED_SIZE, size)):
             out[at + 1 : at + 9] = np.frombuffer(value.to_bytes(8, "big"), np.uint8)
-        return out[:total]
+        # give the unused tail back (realloc shrinks in place, no copy): a view out[:total] would keep the whole
+        # uncompressed-size buffer alive as long as the chunk waits for the writer
+        out.resize((total,), refcheck=False)
+        return out
 
 
 @functools.lru_cache(maxsize=32)
