@@ -32,6 +32,7 @@ from datakit.io.images import read_hdr_image
 from datakit.io.metadata import ContentLightLevel, MasteringDisplay
 from datakit.io.probe import probe
 from datakit.io.reader import VideoReader
+from tests.pyav_frames import video_frame
 
 HDRI = Path(__file__).parent / "data" / "hdri"
 W, H, N, FPS, CUT, SHIFT = 448, 256, 72, 24, 36, 3  # SDR frame j shows HDR frame j + SHIFT
@@ -79,16 +80,6 @@ def _sdr_planes(nits709: np.ndarray) -> tuple[np.ndarray, ...]:
     return rgb_to_planes(np.clip(rgb_sdr, 0, 1).astype(np.float32), "bt709", 8, False)
 
 
-def _video_frame(planes: tuple[np.ndarray, ...], pix_fmt: str) -> av.VideoFrame:
-    frame = av.VideoFrame(W, H, pix_fmt)
-    for plane, data in zip(frame.planes, planes, strict=True):
-        item = data.dtype.itemsize
-        buf = np.zeros((plane.height, plane.line_size // item), data.dtype)
-        buf[:, : plane.width] = data
-        plane.update(buf)
-    return frame
-
-
 def _encode(path: Path, codec: str, pix_fmt: str, planes: list, tags: tuple, options: dict[str, str]) -> Path:
     """Encode code planes with PyAV directly (not datakit's writers)."""
     with av.open(str(path), "w") as out:
@@ -98,7 +89,7 @@ def _encode(path: Path, codec: str, pix_fmt: str, planes: list, tags: tuple, opt
         cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range = tags
         stream.options = options
         for i, p in enumerate(planes):
-            frame = _video_frame(p, pix_fmt)
+            frame = video_frame(p, pix_fmt)
             frame.pts = i
             for packet in stream.encode(frame):
                 out.mux(packet)

@@ -11,21 +11,10 @@ import pytest
 
 from datakit.errors import InputError
 from datakit.io.reader import Frame, VideoReader
+from tests.pyav_frames import video_frame
 
 W, H = 128, 96
 KR, KB = 0.2627, 0.0593  # ITU-R BT.2020 Table 4 (NCL)
-
-
-def _frame_from_planes(planes: list[np.ndarray], pix_fmt: str) -> av.VideoFrame:
-    """Build a PyAV frame by filling its (padded) planes directly."""
-    h, w = planes[0].shape
-    frame = av.VideoFrame(w, h, pix_fmt)
-    for plane, data in zip(frame.planes, planes, strict=True):
-        item = data.dtype.itemsize
-        buf = np.zeros((plane.height, plane.line_size // item), data.dtype)
-        buf[:, : plane.width] = data
-        plane.update(buf)
-    return frame
 
 
 def _encode(
@@ -47,7 +36,7 @@ def _encode(
             cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range = tags
         stream.options = options or {}
         for i, planes in enumerate(frames):
-            frame = _frame_from_planes(planes, pix_fmt)
+            frame = video_frame(planes, pix_fmt)
             frame.pts = i
             for packet in stream.encode(frame):
                 out.mux(packet)
