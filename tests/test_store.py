@@ -320,3 +320,71 @@ def test_packed_sample_writes_the_same_shard_and_lets_its_pixels_go(tmp_path):
         sdr, hdr = ShardReader(tmp_path / folder / record["shard"]).arrays(record["index"])
         np.testing.assert_array_equal(hdr, region[:, 8:40, 16:48])
         np.testing.assert_array_equal(sdr, make_sample(0, size=32).sdr)
+
+
+def _resident_share(path) -> float:
+    """Share of a file's pages in the page cache (``mincore`` on a mapping that touches none of them)."""
+    import ctypes
+    import mmap
+    import os
+
+    size = os.path.getsize(path)
+    page = mmap.PAGESIZE
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        address = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+        assert address not in (None, ctypes.c_void_p(-1).value), os.strerror(ctypes.get_errno())
+        pages = (size + page - 1) // page
+        vector = ctypes.create_string_buffer(pages)
+        try:
+            assert libc.mincore(address, size, vector) == 0, os.strerror(ctypes.get_errno())
+        finally:
+            libc.munmap(address, size)
+    finally:
+        os.close(fd)
+    return sum(b & 1 for b in vector.raw) / pages
+
+
+def test_shard_writes_go_to_disk_and_leave_the_page_cache(tmp_path, monkeypatch):
+    """Shards are synced and dropped from the page cache behind the writer (every DROP_BEHIND_BYTES and at
+    close), so that a build's writes reuse pages: a buffered write leaves the file's pages cached."""
+    import os
+
+    from datakit.store import shards
+
+    control = tmp_path / "control.bin"
+    control.write_bytes(os.urandom(4 << 20))
+    if _resident_share(control) < 0.5:
+        pytest.skip("this filesystem does not keep written pages in the page cache")
+    fd = os.open(control, os.O_RDONLY)
+    os.fsync(fd)
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    os.close(fd)
+    if _resident_share(control) > 0.1:
+        pytest.skip("this filesystem keeps pages the writer drops (tmpfs)")
+
+    samples = [make_sample(i, size=128, t=4) for i in range(16)]  # 16 x 0.6 MB of incompressible pixels
+    writing, written = {}, {}
+    for name, every in (("drop-behind", 1 << 20), ("buffered", 1 << 62)):
+        monkeypatch.setattr(shards, "DROP_BEHIND_BYTES", every)
+        folder = OutputFolder(tmp_path / name)
+        folder.prepare()
+        with folder.writer("pairA") as writer:
+            for sample in samples:
+                writer.add(sample, "train")
+            (part,) = (tmp_path / name).rglob("*.part.h5")
+            writing[name] = _resident_share(part)
+        (written[name],) = (tmp_path / name).rglob("*.h5")
+    assert writing["buffered"] > 0.5  # what the kernel keeps of a plain write
+    assert writing["drop-behind"] < 0.2  # all but the last DROP_BEHIND_BYTES left the cache while writing
+    assert all(_resident_share(path) < 0.1 for path in written.values())  # and the rest at close (synced)
+    a, b = ShardReader(written["drop-behind"]), ShardReader(written["buffered"])
+    assert len(a) == len(b) == len(samples)
+    for i in range(len(a)):
+        for x, y in zip(a.arrays(i), b.arrays(i), strict=True):
+            np.testing.assert_array_equal(x, y)

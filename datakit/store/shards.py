@@ -157,6 +157,7 @@ def shard_compression() -> dict[str, Any]:
     return dict(hdf5plugin.Blosc2(cname=_CODEC, clevel=_CLEVEL, filters=hdf5plugin.Blosc2.SHUFFLE))
 
 
+DROP_BEHIND_BYTES = 64 << 20  # a shard's writes are synced and dropped from the page cache this often
 _BLOCK_BYTES = 512 << 10  # Blosc2 block target: bands of whole rows of every frame, about 512 kB
 
 
@@ -231,6 +232,12 @@ class _DiskFile(io.RawIOBase):
     crashed when the disk filled. Here HDF5 never sees the failure: what it writes after it is kept in memory
     (read back from there), so that the file still closes; the writer checks :attr:`error` after every call and
     removes the file.
+
+    Written data goes to the disk behind the writer (:meth:`drop_behind`: every :data:`DROP_BEHIND_BYTES`, and
+    at close): shards are written once and not read back by the build, so their pages leave the page cache
+    instead of pushing out what the user keeps there, and the writes of a build reuse those pages. Copying into
+    pages the kernel has not used recently is the cost of a buffered write: 3-4 CPU s per GB measured on this
+    project's virtual machine, 0.4 with the pages reused (``python bench/bench_store.py``).
     """
 
     def __init__(self, path: Path) -> None:
@@ -238,6 +245,7 @@ class _DiskFile(io.RawIOBase):
         self._fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
         self._pos = 0
         self._size = 0
+        self._unsynced = 0  # bytes written since the last drop_behind
         self._unwritten: list[tuple[int, bytes]] = []  # (offset, data) written after the failure
         self.error: OSError | None = None
 
@@ -284,7 +292,24 @@ class _DiskFile(io.RawIOBase):
             self._unwritten.append((self._pos, bytes(data)))
         self._pos += len(data)
         self._size = max(self._size, self._pos)
+        self._unsynced += len(data)
+        if self._unsynced >= DROP_BEHIND_BYTES:
+            self.drop_behind()
         return len(data)
+
+    def drop_behind(self) -> None:
+        """Write what the file holds to the disk (``fdatasync``), then let its pages go from the page cache
+        (``POSIX_FADV_DONTNEED``). A disk that refuses the data is recorded in :attr:`error`, as a write."""
+        self._unsynced = 0
+        if self.error is not None:
+            return
+        try:
+            os.fdatasync(self._fd)
+        except OSError as error:
+            self.error = error
+            return
+        with contextlib.suppress(OSError, AttributeError):  # advice only (and not on every system)
+            os.posix_fadvise(self._fd, 0, 0, os.POSIX_FADV_DONTNEED)
 
     def truncate(self, size: int | None = None) -> int:
         size = self._pos if size is None else size
@@ -418,6 +443,8 @@ class _OpenShard:
         self.file.attrs["count"] = self.count
         file, self.file = self.file, None
         file.close()
+        if self.disk is not None:
+            self.disk.drop_behind()  # on the disk before it is published under its name
         self._check()
         disk, self.disk = self.disk, None
         if disk is not None:
