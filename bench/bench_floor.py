@@ -20,9 +20,16 @@ on these cores with these decoders: a target below it cannot be met by making th
 recipe that writes less or a machine with more cores than the decoders use. The samples must come out with the
 build's own content hashes (printed: identical of all), which shows the floor did the same conversion.
 
+For the sparse recipes a second floor, "with the checks", also decodes the pictures issue 13's checks of each
+clip must look at, and nothing else of theirs: the SDR frames ``margin + 1`` either side of the clip (its local
+cut check) and the HDR frames :data:`~datakit.pairs.align.CLIP_REACH` either side of those predicted for the
+frames its timing is checked on. The alignment's own windows and keyframes are still left out. The table's
+verdict compares the target with this floor where there is one.
+
 Run: ``python bench/bench_floor.py [--work /tmp/stream_work] [--kinds hevc-gop2 demo] [--recipes ...]
-[--repeats 3]`` after (or without) ``bench_build.py``: the build each floor is taken from runs here in the same
-round, so the build's ratio, the floor's and the issue's target are printed side by side. Each run is a child
+[--repeats 3] [--reuse-builds]``: the build each floor is taken from runs here in the same round (unless
+``--reuse-builds`` finds it in ``--work``), so the build's ratio, the floors and the issue's target are printed
+side by side. Each run is a child
 process; ratios are to the mean of the decodes before and after it.
 """
 
@@ -71,10 +78,33 @@ def _built_clips(built: Path) -> tuple[str, list[_Clip]]:
     return records[0]["source_id"], list(clips.values())
 
 
-def _sparse_frames(reader: Any, clips: list[_Clip], side: str) -> Iterator[list[Any]]:
-    """Each clip's frames of one stream, sought clip after clip (the reader moves forward)."""
+def _check_window(clip: _Clip, side: str, margin: int, frame_count: int) -> list[int]:
+    """The frames of one stream a sparse build's checks of this clip read: SDR, the clip with ``margin`` frames on
+    either side (the local cut check); HDR, :data:`~datakit.pairs.align.CLIP_REACH` frames either side of those
+    predicted for the frames its timing is checked on (:func:`~datakit.pairs.align.frames_to_check`)."""
+    from datakit.pairs.align import CLIP_REACH, frames_to_check
+
+    sdr_count, hdr_count = frame_count, frame_count
+    if side == "sdr":
+        first, last = clip.sdr_frames[0] - margin, clip.sdr_frames[-1] + margin
+        return list(range(max(0, first), min(sdr_count - 1, last) + 1))
+    shift = clip.hdr_frames[0] - clip.sdr_frames[0]
+    checked = [f + shift for f in frames_to_check(clip.sdr_frames, sdr_count)]
+    first, last = min(checked) - CLIP_REACH, max(checked) + CLIP_REACH
+    return list(range(max(0, first), min(hdr_count - 1, last) + 1))
+
+
+def _sparse_frames(reader: Any, clips: list[_Clip], side: str, margin: int | None = None) -> Iterator[list[Any]]:
+    """Each clip's frames of one stream, sought clip after clip (the reader moves forward); with ``margin``, every
+    frame of the clip's check window is decoded too (:func:`_check_window`)."""
     for clip in clips:
-        yield reader.read_at(clip.sdr_frames if side == "sdr" else clip.hdr_frames)
+        frames = clip.sdr_frames if side == "sdr" else clip.hdr_frames
+        if margin is None:
+            yield reader.read_at(frames)
+            continue
+        window = _check_window(clip, side, margin, reader.info.frame_count)
+        decoded = {f.index: f for f in reader.read_at(sorted(set(window) | set(frames)))}
+        yield [decoded[f] for f in frames]
 
 
 def _dense_frames(reader: Any, clips: list[_Clip], side: str, recipe: dict[str, Any]) -> Iterator[list[Any]]:
@@ -101,24 +131,16 @@ def _dense_frames(reader: Any, clips: list[_Clip], side: str, recipe: dict[str, 
             next_clip += 1
 
 
-def _regions(boxes: list[tuple[int, int, int, int]]) -> list[tuple[tuple[int, int, int, int], list[int]]]:
-    """The bounding box of the tiles when it has fewer pixels than the tiles together, else each tile."""
-    x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
-    x1, y1 = max(b[0] + b[2] for b in boxes), max(b[1] + b[3] for b in boxes)
-    if (x1 - x0) * (y1 - y0) <= sum(b[2] * b[3] for b in boxes):
-        return [((x0, y0, x1 - x0, y1 - y0), list(range(len(boxes))))]
-    return [(box, [k]) for k, box in enumerate(boxes)]
-
-
 def _render(clip: _Clip, sdr: list[Any], hdr: list[Any]) -> list[Any]:
     """The clip's samples: each tile region converted (HDR PQ R'G'B' uint16, SDR BT.709 R'G'B' uint8), packed."""
     import numpy as np
 
+    from datakit.pairs.build import conversion_regions
     from datakit.store.shards import Sample
 
     boxes = [tuple(r["crop"]) for r in clip.records]
     tiles: dict[int, tuple[Any, Any]] = {}
-    for region, members in _regions(boxes):
+    for region, members in conversion_regions(boxes):
         rx, ry = region[:2]
         sdr_region = np.stack([f.rgb("uint8", box=region) for f in sdr])
         hdr_region = np.stack([f.rgb("uint16", box=region) for f in hdr])
@@ -138,7 +160,7 @@ def _render(clip: _Clip, sdr: list[Any], hdr: list[Any]) -> list[Any]:
     return samples
 
 
-def child_floor(recipe_name: str, pairs: str, built: str, out: str, result: str) -> None:
+def child_floor(recipe_name: str, pairs: str, built: str, out: str, result: str, checks: str = "") -> None:
     """Run in the child: the floor of one build (see the module doc), its seconds and hashes to ``result``."""
     import shutil
 
@@ -175,7 +197,9 @@ def child_floor(recipe_name: str, pairs: str, built: str, out: str, result: str)
         ThreadPoolExecutor(max_workers=RENDER_THREADS, thread_name_prefix="floor-render") as pool,
     ):
         if sparse:
-            sdr_clips, hdr_clips = _sparse_frames(sdr_reader, clips, "sdr"), _sparse_frames(hdr_reader, clips, "hdr")
+            margin = recipe["clips"]["margin"] + 1 if checks else None
+            sdr_clips = _sparse_frames(sdr_reader, clips, "sdr", margin)
+            hdr_clips = _sparse_frames(hdr_reader, clips, "hdr", margin)
         else:
             sdr_clips = _dense_frames(sdr_reader, clips, "sdr", recipe)
             hdr_clips = _dense_frames(hdr_reader, clips, "hdr", recipe)
@@ -207,19 +231,39 @@ def _pictures(summary: dict[str, Any]) -> str:
     return f"{decoding['hdr']['pictures']} HDR + {decoding['sdr']['pictures']} SDR"
 
 
-def run_floor(recipe: str, pairs: Path, built: Path, out: Path) -> dict[str, Any]:
+def run_floor(recipe: str, pairs: Path, built: Path, out: Path, checks: bool = False) -> dict[str, Any]:
     """One floor run in a child process (its own interpreter, as bench_build's builds), with its peak memory."""
     result = out.with_name(out.name + ".result.json")
     result.unlink(missing_ok=True)
     code = "import sys, bench_floor; bench_floor.child_floor(*sys.argv[1:])"
     paths = [str(Path(__file__).resolve().parent), *filter(None, [os.environ.get("PYTHONPATH")])]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
-    argv = [sys.executable, "-c", code, recipe, str(pairs), str(built), str(out), str(result)]
+    argv = [sys.executable, "-c", code, recipe, str(pairs), str(built), str(out), str(result), "checks" * checks]
     proc = subprocess.Popen(argv, env=env)
     _, status, usage = os.wait4(proc.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0 or not result.exists():
         raise SystemExit(f"the {recipe} floor on {pairs} failed")
     return {**json.loads(result.read_text()), "peak_mb": usage.ru_maxrss / 1024.0}
+
+
+@dataclass
+class _DecodeClock:
+    """Ratios to decoding both streams alone: each run against the mean of the decodes before and after it."""
+
+    hdr: Path
+    sdr: Path
+    before: float
+
+    def ratio(self, seconds: float) -> float:
+        after, _, _ = bench_build.decode_pair(self.hdr, self.sdr)
+        ratio = seconds / ((self.before + after) / 2)
+        self.before = after
+        return ratio
+
+
+def _median(values: list[float]) -> str:
+    values = sorted(values)
+    return f"{values[len(values) // 2]:.2f}x ({values[0]:.2f}-{values[-1]:.2f})" if values else "-"
 
 
 def main() -> None:
@@ -229,6 +273,7 @@ def main() -> None:
     parser.add_argument("--recipes", nargs="+", default=list(bench_build.RECIPES), choices=bench_build.RECIPES)
     parser.add_argument("--seconds", type=float, default=60.0, help="length of the 1080p titles (4k: 10 s)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--reuse-builds", action="store_true", help="take the floors from builds already in --work")
     args = parser.parse_args()
     work = Path(args.work)
     rows = []
@@ -237,32 +282,42 @@ def main() -> None:
         hdr, sdr = Path(info["hdr"]), Path(info["sdr"])
         before, decode_cpu, _ = bench_build.decode_pair(hdr, sdr)
         print(f"\n== {kind}: decode both streams alone {before:.2f} s, {decode_cpu:.1f} CPU s", flush=True)
+
+        clock = _DecodeClock(hdr, sdr, before)
         for recipe in args.recipes:
-            build_r, floor_r, identical = [], [], ""
+            ratios: dict[str, list[float]] = {"build": [], "floor": [], "checks": []}
             for _ in range(args.repeats):
                 built = work / f"floor-{kind}-{recipe}-build"
-                run = bench_build.run_build(recipe, hdr.parent, built)
-                after, _, _ = bench_build.decode_pair(hdr, sdr)
-                build_r.append(run.seconds / ((before + after) / 2))
-                floor = run_floor(recipe, hdr.parent, built, work / f"floor-{kind}-{recipe}-floor")
-                before, _, _ = bench_build.decode_pair(hdr, sdr)
-                floor_r.append(floor["seconds"] / ((before + after) / 2))
-                identical = f"{floor['identical']} of {floor['samples']}"
-                print(
-                    f"   {recipe}: build {run.seconds:.1f} s, {run.cpu:.1f} CPU s ({build_r[-1]:.2f}x); floor "
-                    f"{floor['seconds']:.1f} s, {floor['cpu']:.1f} CPU s, peak {floor['peak_mb']:.0f} MB "
-                    f"({floor_r[-1]:.2f}x); samples identical to the build's: {identical}; pictures decoded: build "
-                    f"{_pictures(run.summary)}, floor {floor['pictures']['hdr']} HDR + {floor['pictures']['sdr']} SDR",
-                    flush=True,
-                )
+                line = f"   {recipe}:"
+                if not (args.reuse_builds and (built / "parts").is_dir()):
+                    run = bench_build.run_build(recipe, hdr.parent, built)
+                    ratios["build"].append(clock.ratio(run.seconds))
+                    line += (
+                        f" build {run.seconds:.1f} s, {run.cpu:.1f} CPU s ({ratios['build'][-1]:.2f}x), pictures "
+                        f"{_pictures(run.summary)};"
+                    )
+                sparse = recipe != "hdrtvmf1k"
+                for name in ("floor", "checks") if sparse else ("floor",):
+                    floor = run_floor(
+                        recipe, hdr.parent, built, work / f"floor-{kind}-{recipe}-{name}", name == "checks"
+                    )
+                    ratios[name].append(clock.ratio(floor["seconds"]))
+                    line += (
+                        f" {'floor' if name == 'floor' else 'with the checks'} {floor['seconds']:.1f} s, "
+                        f"{floor['cpu']:.1f} CPU s, peak {floor['peak_mb']:.0f} MB ({ratios[name][-1]:.2f}x), "
+                        f"pictures {floor['pictures']['hdr']} HDR + {floor['pictures']['sdr']} SDR, "
+                        f"{floor['identical']} of {floor['samples']} samples identical;"
+                    )
+                print(line.rstrip(";"), flush=True)
             target = (DEMO_TARGETS if kind == "demo" else TARGETS)[recipe]
-            rows.append((kind, recipe, sorted(build_r), sorted(floor_r), target))
-    print("\nkind        recipe     build (median, range)   floor (median, range)   target")
-    for kind, recipe, b, f, target in rows:
-        verdict = "below the floor" if target < f[len(f) // 2] else "above the floor"
+            rows.append((kind, recipe, ratios, target))
+    print("\nkind        recipe     build               floor               with the checks     target")
+    for kind, recipe, ratios, target in rows:
+        floor = sorted(ratios["checks"] or ratios["floor"])
+        verdict = "below the floor" if target < floor[len(floor) // 2] else "above the floor"
         print(
-            f"{kind:<11} {recipe:<10} {b[len(b) // 2]:.2f}x ({b[0]:.2f}-{b[-1]:.2f})       "
-            f"{f[len(f) // 2]:.2f}x ({f[0]:.2f}-{f[-1]:.2f})       {target:.1f}x: {verdict}"
+            f"{kind:<11} {recipe:<10} {_median(ratios['build']):<19} {_median(ratios['floor']):<19} "
+            f"{_median(ratios['checks']):<19} {target:.1f}x: {verdict}"
         )
 
 

@@ -529,7 +529,7 @@ def _render_clip(ctx: _RenderContext, job: _ClipJob) -> tuple[str | None, list[S
             (k, _sdr_on_hdr_grid(f, spatial, None, hdr_w, hdr_h)) for k, f in enumerate(sdr_decoded) if k != centre
         )
     tiles: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    for region, members in _conversion_regions(boxes):
+    for region, members in conversion_regions(boxes):
         rx, ry, rw, rh = region
         hdr_region = np.stack(
             [
@@ -592,7 +592,7 @@ def _sdr_on_hdr_grid(frame: Any, spatial: Any, box: Any, hdr_w: int, hdr_h: int)
     return spatial.sdr_region_to_hdr_box(frame.rgb("uint8", box=region), region[:2], box)
 
 
-def _conversion_regions(boxes: list[tuple[int, int, int, int]]) -> list[tuple[tuple[int, int, int, int], list[int]]]:
+def conversion_regions(boxes: list[tuple[int, int, int, int]]) -> list[tuple[tuple[int, int, int, int], list[int]]]:
     """Regions to convert for these tiles: their bounding box once when the tiles overlap enough that this
     converts fewer pixels than tile by tile (grids), else each tile alone (a few random tiles)."""
     x0 = min(b[0] for b in boxes)
