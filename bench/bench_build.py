@@ -93,11 +93,12 @@ class BuildRun:
     summary: dict[str, Any]
 
 
-def run_build(recipe: str, pairs: Path, out: Path) -> BuildRun:
-    """One build in a child process; its peak resident memory from ``wait4`` (that child alone)."""
+def run_build(recipe: str, pairs: Path, out: Path, prelude: str = "") -> BuildRun:
+    """One build in a child process; its peak resident memory from ``wait4`` (that child alone). ``prelude``:
+    Python statements the child runs first (a bench's setting)."""
     result = out.with_name(out.name + ".result.json")
     result.unlink(missing_ok=True)
-    code = "import sys, bench_build; bench_build.child_build(*sys.argv[1:])"
+    code = "; ".join(filter(None, ["import sys, bench_build", prelude, "bench_build.child_build(*sys.argv[1:])"]))
     paths = [str(Path(__file__).resolve().parent), *filter(None, [os.environ.get("PYTHONPATH")])]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
     proc = subprocess.Popen([sys.executable, "-c", code, recipe, str(pairs), str(out), str(result)], env=env)

@@ -84,14 +84,13 @@ def _check_window(clip: _Clip, side: str, margin: int, frame_count: int) -> list
     predicted for the frames its timing is checked on (:func:`~datakit.pairs.align.frames_to_check`)."""
     from datakit.pairs.align import CLIP_REACH, frames_to_check
 
-    sdr_count, hdr_count = frame_count, frame_count
     if side == "sdr":
         first, last = clip.sdr_frames[0] - margin, clip.sdr_frames[-1] + margin
-        return list(range(max(0, first), min(sdr_count - 1, last) + 1))
-    shift = clip.hdr_frames[0] - clip.sdr_frames[0]
-    checked = [f + shift for f in frames_to_check(clip.sdr_frames, sdr_count)]
-    first, last = min(checked) - CLIP_REACH, max(checked) + CLIP_REACH
-    return list(range(max(0, first), min(hdr_count - 1, last) + 1))
+    else:  # (the stream's own frame count bounds the widening: the two differ by the offset at most)
+        shift = clip.hdr_frames[0] - clip.sdr_frames[0]
+        checked = [f + shift for f in frames_to_check(clip.sdr_frames, frame_count)]
+        first, last = min(checked) - CLIP_REACH, max(checked) + CLIP_REACH
+    return list(range(max(0, first), min(frame_count - 1, last) + 1))
 
 
 def _sparse_frames(reader: Any, clips: list[_Clip], side: str, margin: int | None = None) -> Iterator[list[Any]]:
@@ -115,7 +114,6 @@ def _dense_frames(reader: Any, clips: list[_Clip], side: str, recipe: dict[str, 
     bgr_width = analysis.whole_factor_width(info.width, recipe["scenes"]["thumb_width"]) if side == "sdr" else None
     collector = analysis.ThumbnailCollector(
         reader, luma_width=recipe["align"]["thumb_width"], bgr_width=bgr_width, keep_bgr=False,
-        on_bgr=(lambda *_: None) if side == "sdr" else None,
         profile_step=analysis.profile_step(info.fps, info.frame_count),
     )  # fmt: skip
     wanted = [clip.sdr_frames if side == "sdr" else clip.hdr_frames for clip in clips]
@@ -238,7 +236,8 @@ def run_floor(recipe: str, pairs: Path, built: Path, out: Path, checks: bool = F
     code = "import sys, bench_floor; bench_floor.child_floor(*sys.argv[1:])"
     paths = [str(Path(__file__).resolve().parent), *filter(None, [os.environ.get("PYTHONPATH")])]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
-    argv = [sys.executable, "-c", code, recipe, str(pairs), str(built), str(out), str(result), "checks" * checks]
+    mode = "checks" if checks else ""
+    argv = [sys.executable, "-c", code, recipe, str(pairs), str(built), str(out), str(result), mode]
     proc = subprocess.Popen(argv, env=env)
     _, status, usage = os.wait4(proc.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0 or not result.exists():

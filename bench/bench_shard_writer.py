@@ -9,7 +9,9 @@ end as a build's shards are; the ratio is of the medians. Memory freed shortly b
 process that ended) is cheap to write into and memory free for long is not (on this project's virtual machine
 the first GB of a fresh write cost 0.5 CPU s and the next ones 5 each): ``--warm-up`` buffered writes (not
 timed) use up the first kind, so that both ways then write as a long build does.
-Run: ``python bench/bench_shard_writer.py [--samples 600] [--rounds 3] [--warm-up 2] [--dir /tmp]``.
+Run: ``python bench/bench_shard_writer.py [--samples 600] [--rounds 3] [--warm-up 2] [--dir /tmp]``. With
+``--build PAIRS`` (a pairs folder, such as ``/tmp/stream_work/hevc-gop2`` of ``bench/streaming_sources.py``) it
+alternates whole child builds of ``--recipe`` (KPN-MFI) with drop-behind and without instead, ``--rounds`` times.
 """
 
 from __future__ import annotations
@@ -53,13 +55,35 @@ def write_all(samples: list[shards.Sample], folder: Path) -> tuple[float, float]
     return time.perf_counter() - start, cpu_seconds() - cpu
 
 
+def alternate_builds(pairs: Path, recipe: str, rounds: int, work: Path) -> None:
+    """``recipe`` built from the pairs folder ``pairs``, in child processes, with drop-behind and without, in turn:
+    wall and CPU seconds of each build (bench_build's child build, its output into ``work``)."""
+    import bench_build
+
+    runs: dict[str, list[tuple[float, float]]] = {"drop-behind": [], "buffered": []}
+    for _ in range(rounds):
+        for name, every in (("drop-behind", shards.DROP_BEHIND_BYTES), ("buffered", 1 << 62)):
+            prelude = f"from datakit.store import shards; shards.DROP_BEHIND_BYTES = {every}"
+            run = bench_build.run_build(recipe, pairs, work / f"shard-writer-{recipe}-{name}", prelude)
+            runs[name].append((run.seconds, run.cpu))
+            print(f"  {recipe} {name:<12} {run.seconds:.1f} s, {run.cpu:.1f} CPU s", flush=True)
+    for name, values in runs.items():
+        walls, cpus = [w for w, _ in values], [c for _, c in values]
+        print(f"  {name:<12} {min(walls):.1f}-{max(walls):.1f} s, {min(cpus):.1f}-{max(cpus):.1f} CPU s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--samples", type=int, default=600)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--dir", default=tempfile.gettempdir())
     parser.add_argument("--warm-up", type=int, default=2, help="untimed buffered writes of the samples first")
+    parser.add_argument("--build", metavar="PAIRS", help="instead: alternate whole builds of this pairs folder")
+    parser.add_argument("--recipe", default="kpnmfi", help="the shipped recipe of --build")
     args = parser.parse_args()
+    if args.build:
+        alternate_builds(Path(args.build), args.recipe, args.rounds, Path(tempfile.gettempdir()))
+        return
     samples = packed_samples(args.samples)
     gigabytes = sum(len(s.chunks["sdr"]) + len(s.chunks["hdr"]) for s in samples) / 1e9
     default = shards.DROP_BEHIND_BYTES

@@ -236,8 +236,9 @@ class _DiskFile(io.RawIOBase):
     Written data goes to the disk behind the writer (:meth:`drop_behind`: every :data:`DROP_BEHIND_BYTES`, and
     at close): shards are written once and not read back by the build, so their pages leave the page cache
     instead of pushing out what the user keeps there, and the writes of a build reuse those pages. Copying into
-    pages the kernel has not used recently is the cost of a buffered write: 3-4 CPU s per GB measured on this
-    project's virtual machine, 0.4 with the pages reused (``python bench/bench_store.py``).
+    pages the kernel has not used for a while is what a buffered write costs: 3.6-5.0 CPU s per GB measured once
+    on this project's virtual machine, 0.4-0.6 with the pages reused; how much a build gains depends on how long
+    the machine's free memory has been free (``bench/bench_shard_writer.py``, ``docs/bench/findings-build.md``).
     """
 
     def __init__(self, path: Path) -> None:
